@@ -1,0 +1,129 @@
+"""The one error tree of the sidecar.
+
+Every error a user can see is a ``SidecarError`` with a stable ``code`` (the value of the
+``X-OpenClaw-Sidecar-Error`` header and of the CLI's message prefix) and an HTTP ``status``::
+
+    SidecarError
+    ├── ConfigError              config_invalid        start-up only: names the key
+    ├── StoreError               store_unreadable 500  a store that does not parse; nothing written
+    │   ├── StoreLocked          store_locked     503  a lock could not be had in time
+    │   ├── StoreUnsupported     store_unsupported 500 a layout this version cannot serve
+    │   └── StoreReadOnly        store_read_only  409  era-D/future store, or read-only folder
+    ├── RouteError               (400/401/403/404)     what a request asked for cannot be served
+    │   InvalidAgent, InvalidPath, CallerUnauthorized, AgentMismatch, UnknownProvider, NoProfile
+    ├── RefreshError
+    │   ├── ReauthRequired       reauth_required  401  the refresh token was rejected
+    │   └── RefreshUnavailable   refresh_unavailable 503  token endpoint down or slow
+    └── UpstreamError
+        ├── UpstreamUnavailable  upstream_unavailable 502
+        └── UpstreamTimeout      upstream_timeout 504
+
+Messages say what was wrong and what to do, naming the file, profile or route; they never
+contain a secret. Outside exceptions are translated at the boundary with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+
+class SidecarError(Exception):
+    """Base of every error the sidecar reports to a user."""
+
+    code: str = "internal_error"
+    status: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+class ConfigError(SidecarError):
+    code = "config_invalid"
+    status = 500
+
+
+class StoreError(SidecarError):
+    code = "store_unreadable"
+    status = 500
+
+
+class StoreLocked(StoreError):
+    code = "store_locked"
+    status = 503
+
+
+class StoreUnsupported(StoreError):
+    code = "store_unsupported"
+    status = 500
+
+
+class StoreReadOnly(StoreError):
+    code = "store_read_only"
+    status = 409
+
+
+class RouteError(SidecarError):
+    code = "invalid_path"
+    status = 400
+
+
+class InvalidAgent(RouteError):
+    code = "invalid_agent"
+    status = 400
+
+
+class InvalidPath(RouteError):
+    code = "invalid_path"
+    status = 400
+
+
+class CallerUnauthorized(RouteError):
+    code = "caller_unauthorized"
+    status = 401
+
+
+class AgentMismatch(RouteError):
+    code = "agent_mismatch"
+    status = 403
+
+
+class UnknownProvider(RouteError):
+    code = "unknown_provider"
+    status = 404
+
+
+class NoProfile(RouteError):
+    code = "no_profile"
+    status = 404
+
+
+class RefreshError(SidecarError):
+    code = "refresh_unavailable"
+    status = 503
+
+
+class ReauthRequired(RefreshError):
+    code = "reauth_required"
+    status = 401
+
+
+class RefreshUnavailable(RefreshError):
+    code = "refresh_unavailable"
+    status = 503
+
+
+class UpstreamError(SidecarError):
+    code = "upstream_unavailable"
+    status = 502
+
+
+class UpstreamUnavailable(UpstreamError):
+    code = "upstream_unavailable"
+    status = 502
+
+
+class UpstreamTimeout(UpstreamError):
+    code = "upstream_timeout"
+    status = 504
