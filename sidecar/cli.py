@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -11,7 +12,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from sidecar import status
+import anyio
+
+from sidecar import log, server, status
+from sidecar.config import Settings, load_settings, with_overrides
 from sidecar.errors import SidecarError
 from sidecar.store.jsonstore import JsonStore, now_ms
 from sidecar.store.layout import DEFAULT_AGENT, Layout, check_agent_id, resolve_home
@@ -24,6 +28,16 @@ examples:
   printf '%s\\n' "$KEY" | openclaw-sidecar paste-api-key --provider openai --agent work
   claude setup-token | openclaw-sidecar paste-token --provider anthropic --profile-id anthropic:work
 """
+SERVE_EPILOG = """\
+With no config: one listener on 127.0.0.1:18801, every agent of the state dir by path or
+header, default agent main.
+
+examples:
+  openclaw-sidecar serve
+  openclaw-sidecar serve --config ~/.config/openclaw-sidecar/config.toml
+  ANTHROPIC_BASE_URL=http://127.0.0.1:18801/anthropic ANTHROPIC_API_KEY=unused claude -p hi
+  OPENAI_BASE_URL=http://127.0.0.1:18801/agents/work/openai/v1 OPENAI_API_KEY=unused my-agent
+"""
 _DURATION = re.compile(r"^(\d+)\s*(ms|s|m|h|d|w)$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
@@ -33,17 +47,39 @@ class UsageError(SidecarError):
     status = 2
 
 
-def open_store(state_dir: str | None, environ: Mapping[str, str]) -> JsonStore:
-    home = resolve_home(environ)
-    explicit = Path(os.path.expanduser(state_dir)) if state_dir else None
-    return JsonStore(Layout.from_env(environ, state_dir=explicit), home=home, check_interval_s=0)
+def settings_of(args: argparse.Namespace) -> Settings:
+    settings = load_settings(Path(args.config) if args.config else None, os.environ)
+    state_dir = Path(os.path.expanduser(args.state_dir)) if args.state_dir else None
+    return with_overrides(
+        settings,
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        state_dir=state_dir,
+    )
+
+
+def open_store(args: argparse.Namespace, environ: Mapping[str, str]) -> JsonStore:
+    settings = settings_of(args)
+    layout = Layout.from_env(environ, state_dir=settings.state_dir)
+    return JsonStore(layout, home=resolve_home(environ), check_interval_s=0)
+
+
+# --- serve ------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    settings = settings_of(args)  # validated completely before any socket is bound
+    log.configure(settings.log.level)
+    with contextlib.suppress(KeyboardInterrupt):
+        anyio.run(server.serve, settings, os.environ)
+    return 0
 
 
 # --- status -----------------------------------------------------------------------------------
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
-    store = open_store(args.state_dir, os.environ)
+    store = open_store(args, os.environ)
     agents = [check_agent_id(args.agent)] if args.agent else store.agents()
     views: list[AgentView] = []
     errors: list[dict[str, str]] = []
@@ -100,8 +136,10 @@ def read_secret(stdin: TextIO, what: str) -> str:
 def check_token(provider: str, token: str) -> None:
     """OpenClaw's input checks for ``paste-token``."""
     if provider == "anthropic" and (not token.startswith("sk-ant-oat01-") or len(token) < 80):
-        raise UsageError("an Anthropic setup token starts with sk-ant-oat01- and has at least 80 "
-                         "characters; create one with `claude setup-token`")
+        raise UsageError(
+            "an Anthropic setup token starts with sk-ant-oat01- and has at least 80 "
+            "characters; create one with `claude setup-token`"
+        )
     if provider == "openai" and re.match(r"^sk-(proj-|svcacct-)?[A-Za-z0-9_-]{20,}$", token):
         raise UsageError("that looks like an OpenAI API key: store it with paste-api-key")
 
@@ -121,7 +159,7 @@ def cmd_paste(args: argparse.Namespace, out: TextIO) -> int:
     else:
         secret = read_secret(sys.stdin, "API key")
         fields = {"type": "api_key", "provider": provider, "key": secret}
-    path = open_store(args.state_dir, os.environ).put_profile_sync(agent, profile_id, fields)
+    path = open_store(args, os.environ).put_profile_sync(agent, profile_id, fields)
     out.write(f"Stored {profile_id} ({fields['type']}) for agent {agent} in {path}\n")
     return 0
 
@@ -139,12 +177,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--state-dir", help="OpenClaw state dir (default: $OPENCLAW_STATE_DIR, "
-                        "else ~/.openclaw)")
+    common.add_argument(
+        "--state-dir", help="OpenClaw state dir (default: $OPENCLAW_STATE_DIR, else ~/.openclaw)"
+    )
+    common.add_argument(
+        "--config",
+        help="TOML config (default: $OPENCLAW_SIDECAR_CONFIG, else the embedded default)",
+    )
 
-    st = sub.add_parser("status", parents=[common], help="profiles per agent and their state",
-                        epilog="exit codes with --check: 0 all good, 1 expired or missing, "
-                        "2 expiring within 24 h")
+    sv = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="run the proxy",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=SERVE_EPILOG,
+    )
+    sv.add_argument("--host", help="address of the first listener (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, help="port of the first listener (default 18801)")
+    sv.set_defaults(run=cmd_serve)
+
+    st = sub.add_parser(
+        "status",
+        parents=[common],
+        help="profiles per agent and their state",
+        epilog="exit codes with --check: 0 all good, 1 expired or missing, 2 expiring within 24 h",
+    )
     st.add_argument("--agent", help="only this agent")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.add_argument("--check", action="store_true", help="exit 0/1/2 by the worst status")

@@ -42,7 +42,10 @@ def read_bytes(path: Path) -> bytes | None:
 def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
     """Replace ``path`` with ``data``: a temp file in the same folder (O_EXCL, ``mode``), fsync,
     rename over the target, fsync the folder. A crash leaves the old file or the new one."""
-    ensure_dir(path.parent)
+    try:
+        ensure_dir(path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
     try:
         _write_new(tmp, data, mode)

@@ -286,12 +286,14 @@ class JsonStore:
 
     @contextlib.contextmanager
     def _store_lock(self, agent: str) -> Iterator[None]:
+        self._load_config()  # agentDir overrides: a write may come before any read
         files.ensure_dir(self.layout.agent_dir(agent))
         with _os_errors(), locks.hold(self.layout.store_lock_path(agent), locks.STORE_LOCK):
             yield
 
     @contextlib.asynccontextmanager
     async def _astore_lock(self, agent: str) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(self._load_config)  # agentDir overrides
         await anyio.to_thread.run_sync(files.ensure_dir, self.layout.agent_dir(agent))
         async with self._alock(self.layout.store_lock_path(agent), locks.STORE_LOCK):
             yield

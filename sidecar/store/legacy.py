@@ -30,7 +30,7 @@ def parse_legacy(data: bytes | None) -> Mapping[str, Any]:
         return {}
     try:
         doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, too deep, int too long
         return {}
     return doc if isinstance(doc, dict) else {}
 

@@ -77,7 +77,7 @@ def parse_holder(data: bytes) -> Holder | None:
     """The holder named by a lock body; ``None`` when the body is not a JSON object."""
     try:
         doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, too deep, int too long
         return None
     if not isinstance(doc, dict):
         return None

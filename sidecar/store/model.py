@@ -167,7 +167,7 @@ def parse_state(data: bytes | str) -> AuthState:
 def _load_object(data: bytes | str) -> JSONObject:
     try:
         doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # also too deep, or an int over 4300 digits
         raise StoreFormatError(f"not valid JSON ({_describe(exc)})") from None
     if not isinstance(doc, dict):
         raise StoreFormatError("the top level is not a JSON object")
@@ -178,7 +178,11 @@ def _describe(exc: Exception) -> str:
     # Never the message of a UnicodeDecodeError or the document itself: they can hold a secret.
     if isinstance(exc, json.JSONDecodeError):
         return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-    return "not UTF-8"
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return "a number too long to read"
 
 
 def parse_entry(profile_id: str, value: Any) -> Entry:
@@ -209,7 +213,7 @@ def parse_entry(profile_id: str, value: Any) -> Entry:
 
 def _parse_oauth(profile_id: str, value: JSONObject, common: dict[str, Any]) -> Entry:
     access, refresh = value.get("access"), value.get("refresh")
-    if isinstance(access, dict) or isinstance(refresh, dict) or "keyRef" in value:
+    if isinstance(access, dict) or isinstance(refresh, dict) or _has_ref_field(value):
         return InvalidEntry(profile_id, "SecretRefs are not allowed on oauth profiles", value)
     return OAuthCredential(
         **common,
@@ -218,6 +222,10 @@ def _parse_oauth(profile_id: str, value: JSONObject, common: dict[str, Any]) -> 
         expires=_opt_int(value.get("expires")),
         account_id=_opt_str(value.get("accountId")),
     )
+
+
+def _has_ref_field(value: JSONObject) -> bool:
+    return "keyRef" in value or "tokenRef" in value
 
 
 def _secret_or_ref(inline: Any, ref: Any) -> tuple[Secret | None, SecretRef | None]:

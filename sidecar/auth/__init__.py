@@ -1,0 +1,1 @@
+"""Provider auth: token requests and answers (grants), login flows (pkce), authlib (oauth)."""

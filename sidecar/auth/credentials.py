@@ -1,0 +1,94 @@
+"""From a stored profile to the secret a request carries: inline values, resolved SecretRefs
+(cached briefly, exec refs run off the event loop) and OAuth tokens kept fresh by the refresher.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+
+from sidecar.auth.refresh import Refresher
+from sidecar.errors import NoProfile
+from sidecar.secret import Secret
+from sidecar.store.model import (
+    ApiKeyCredential,
+    OAuthCredential,
+    SecretRef,
+    TokenCredential,
+)
+from sidecar.store.refs import resolve_ref
+from sidecar.store.views import ProfileView
+
+REF_TTL_S = 300.0
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What is injected into one request."""
+
+    profile_id: str
+    provider: str
+    type: Literal["api_key", "token", "oauth"]
+    secret: Secret
+    account_id: str | None = None
+
+
+class CredentialResolver:
+    def __init__(
+        self,
+        refresher: Refresher,
+        *,
+        environ: Mapping[str, str],
+        home: Path,
+        secret_providers: Callable[[], Mapping[str, Mapping[str, Any]]],
+        clock: Callable[[], int],
+    ) -> None:
+        self.refresher = refresher
+        self.environ = environ
+        self.home = home
+        self.secret_providers = secret_providers
+        self.clock = clock
+        self._refs: dict[SecretRef, tuple[float, Secret]] = {}
+
+    async def resolve(
+        self, agent: str, view: ProfileView, *, rejected_access: str | None = None
+    ) -> Credential:
+        profile = view.profile
+        if isinstance(profile, OAuthCredential):
+            if rejected_access is not None or self.refresher.is_due(profile):
+                profile = await self.refresher.fresh(agent, view, rejected_access=rejected_access)
+            else:
+                self.refresher.fresh_hint(agent, view)
+            return Credential(
+                view.id, profile.provider, "oauth", profile.access, profile.account_id
+            )
+        if isinstance(profile, TokenCredential):
+            if profile.expires is not None and profile.expires <= self.clock():
+                raise NoProfile(
+                    f"token profile {view.id} expired; store a new one with "
+                    f"`openclaw-sidecar paste-token --provider {profile.provider}`"
+                )
+            secret = await self._value(profile.token, profile.token_ref, view.id)
+            return Credential(view.id, profile.provider, "token", secret)
+        assert isinstance(profile, ApiKeyCredential)
+        secret = await self._value(profile.key, profile.key_ref, view.id)
+        return Credential(view.id, profile.provider, "api_key", secret)
+
+    async def _value(self, inline: Secret | None, ref: SecretRef | None, pid: str) -> Secret:
+        if inline:
+            return inline
+        if ref is None:
+            raise NoProfile(f"profile {pid} holds no secret")
+        cached = self._refs.get(ref)
+        if cached is not None and time.monotonic() - cached[0] < REF_TTL_S:
+            return cached[1]
+        secret = await anyio.to_thread.run_sync(
+            lambda: resolve_ref(ref, self.secret_providers(), self.environ, self.home)
+        )
+        self._refs[ref] = (time.monotonic(), secret)
+        return secret

@@ -1,0 +1,215 @@
+"""Rotation-safe OAuth refresh: one refresh per profile at a time in this process (single
+flight), the cross-process protocol delegated to the credential source, and the token call.
+
+A refresh, once started, is shielded from cancellation: a client that goes away must not cut it
+between the token endpoint rotating the refresh token and the new one reaching the disk.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpx
+
+from sidecar.auth import grants
+from sidecar.auth.grants import ProviderAuth
+from sidecar.errors import RefreshUnavailable
+from sidecar.log import get_logger
+from sidecar.store.model import REFRESH_MARGIN_MS, OAuthCredential
+from sidecar.store.source import CredentialSource
+from sidecar.store.views import ProfileView
+
+log = get_logger("sidecar.refresh")
+AuthLookup = Callable[[str], ProviderAuth | None]
+
+
+@dataclass
+class _Flight:
+    done: anyio.Event = field(default_factory=anyio.Event)
+    result: OAuthCredential | None = None
+    error: Exception | None = None
+
+
+@dataclass
+class RefreshStats:
+    token_calls: int = 0
+    adopted: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+class Refresher:
+    """Keeps OAuth profiles fresh for ``source``; ``auth_for(provider)`` names the endpoint."""
+
+    def __init__(
+        self,
+        source: CredentialSource,
+        client: httpx.AsyncClient,
+        auth_for: AuthLookup,
+        *,
+        clock: Callable[[], int],
+        timeout_s: float = 30.0,
+        margin_ms: int = REFRESH_MARGIN_MS,
+        on_refresh: Callable[[str, str, str], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.client = client
+        self.auth_for = auth_for
+        self.clock = clock
+        self.timeout_s = timeout_s
+        self.margin_ms = margin_ms
+        self.stats = RefreshStats()
+        self._on_refresh = on_refresh
+        self._flights: dict[tuple[str, str], _Flight] = {}
+        self._in_use: dict[tuple[str, str], float] = {}
+
+    def is_due(self, cred: OAuthCredential) -> bool:
+        return not cred.is_usable(self.clock(), self.margin_ms)
+
+    def fresh_hint(self, agent: str, view: ProfileView) -> None:
+        """Note that ``view`` is in use, so the background refresher keeps it fresh."""
+        self._in_use[(agent, view.id)] = time.monotonic()
+
+    async def fresh(
+        self, agent: str, view: ProfileView, *, rejected_access: str | None = None
+    ) -> OAuthCredential:
+        """A usable credential for ``view``'s OAuth profile, refreshing it if needed."""
+        self._in_use[(agent, view.id)] = time.monotonic()
+        key = (view.owner, view.id)
+        flight = self._flights.get(key)
+        if flight is not None:
+            await flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            assert flight.result is not None
+            if flight.result.access.reveal() != rejected_access:
+                return flight.result
+        return await self._lead(key, agent, view, rejected_access)
+
+    async def _lead(
+        self, key: tuple[str, str], agent: str, view: ProfileView, rejected: str | None
+    ) -> OAuthCredential:
+        flight = self._flights[key] = _Flight()
+        try:
+            with anyio.CancelScope(shield=True):
+                result = await self.source.refresh(
+                    agent, view.id, self._exchange, rejected_access=rejected
+                )
+            flight.result = result
+            return result
+        except Exception as exc:
+            flight.error = exc
+            self.stats.failures[type(exc).__name__] = (
+                self.stats.failures.get(type(exc).__name__, 0) + 1
+            )
+            self._notify(view, "failed")
+            log.warning(
+                "token_refresh_failed",
+                profile=view.id,
+                agent=agent,
+                code=getattr(exc, "code", type(exc).__name__),
+            )
+            raise
+        finally:
+            del self._flights[key]
+            flight.done.set()
+
+    async def _exchange(self, cred: OAuthCredential) -> Mapping[str, Any]:
+        auth = self.auth_for(cred.provider)
+        if auth is None:
+            raise RefreshUnavailable(
+                f"no token endpoint is configured for provider "
+                f"{cred.provider!r} (profile {cred.id})"
+            )
+        request = grants.refresh_request(auth, cred.refresh.reveal())
+        started = time.monotonic()
+        response = await self._post(auth, request, cred.id)
+        self.stats.token_calls += 1
+        grant = grants.parse_token_response(
+            auth,
+            response.status_code,
+            response.content,
+            self.clock(),
+            previous_refresh=cred.refresh.reveal(),
+        )
+        log.info(
+            "token_refreshed",
+            profile=cred.id,
+            provider=cred.provider,
+            ms=round((time.monotonic() - started) * 1000, 1),
+            expires=grant.expires_ms,
+        )
+        self._notify_id(cred, "refreshed")
+        return grant.fields()
+
+    async def _post(
+        self, auth: ProviderAuth, request: grants.TokenRequest, profile_id: str
+    ) -> httpx.Response:
+        headers = {
+            "content-type": request.content_type,
+            "accept": "application/json",
+            **dict(request.headers),
+        }
+        try:
+            with anyio.fail_after(self.timeout_s):
+                return await self.client.post(request.url, content=request.body, headers=headers)
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise RefreshUnavailable(
+                f"the token endpoint of {auth.provider} did not answer within {self.timeout_s:g} "
+                f"s (profile {profile_id}); the old token is kept"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise RefreshUnavailable(
+                f"cannot reach the token endpoint of {auth.provider} ({type(exc).__name__}, "
+                f"profile {profile_id}); the old token is kept"
+            ) from exc
+
+    def _notify(self, view: ProfileView, outcome: str) -> None:
+        if self._on_refresh is not None:
+            self._on_refresh(view.profile.provider, view.id, outcome)
+
+    def _notify_id(self, cred: OAuthCredential, outcome: str) -> None:
+        if self._on_refresh is not None:
+            self._on_refresh(cred.provider, cred.id, outcome)
+
+    # --- background ----------------------------------------------------------------------------
+
+    def in_use(self, max_idle_s: float) -> list[tuple[str, str]]:
+        now = time.monotonic()
+        stale = [k for k, t in self._in_use.items() if now - t > max_idle_s]
+        for k in stale:
+            del self._in_use[k]
+        return list(self._in_use)
+
+    async def refresh_due(self, lookahead_ms: int, max_idle_s: float = 6 * 3600) -> int:
+        """One pass of the background refresher over the profiles in use: refresh those that
+        will be due within ``lookahead_ms``, so requests rarely wait. Returns refreshes done."""
+        done = 0
+        for agent, profile_id in self.in_use(max_idle_s):
+            try:
+                view = (await self.source.view(agent)).get(profile_id)
+                cred = view.profile if view else None
+                if (
+                    view
+                    and isinstance(cred, OAuthCredential)
+                    and not cred.is_usable(self.clock(), self.margin_ms + lookahead_ms)
+                ):
+                    await self.fresh(agent, view)
+                    done += 1
+            except Exception as exc:
+                log.warning(
+                    "background_refresh_failed",
+                    agent=agent,
+                    profile=profile_id,
+                    code=getattr(exc, "code", type(exc).__name__),
+                )
+        return done
+
+    async def run(self, interval_s: float) -> None:
+        lookahead_ms = int(interval_s * 2000)
+        while True:
+            await anyio.sleep(interval_s)
+            await self.refresh_due(lookahead_ms)

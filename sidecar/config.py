@@ -1,0 +1,465 @@
+"""Settings: the validated configuration, as frozen dataclasses.
+
+``parse_settings`` is pure (the TOML already parsed) and checks everything; ``load_settings``
+finds and reads the file and the listeners' client-token files.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final, Literal, TypeGuard
+from urllib.parse import urlsplit
+
+from sidecar.errors import ConfigError
+from sidecar.secret import Secret
+
+ProviderKind = Literal["openai", "openai-codex", "anthropic", "generic"]
+ErrorStyle = Literal["openai", "anthropic"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+CONFIG_ENV: Final = "OPENCLAW_SIDECAR_CONFIG"
+DEFAULT_HOST: Final = "127.0.0.1"
+DEFAULT_PORT: Final = 18801
+NAME_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+# Provider names are the first path segment, so they must not shadow the app's own paths.
+RESERVED_PROVIDER_NAMES: Final = frozenset({"agents", "healthz", "readyz", "metrics"})
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 §5.6.2 token
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*")
+_TOKEN = re.compile(r"[\x21-\x7e]+")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProviderSpec:
+    name: str
+    kind: ProviderKind
+    base_url: str
+    auth: str = "bearer"  # how an api_key is sent: bearer | x-api-key | header:<Name>
+    error_style: ErrorStyle = "openai"
+    token_url: str | None = None
+    authorize_url: str | None = None
+    client_id: str | None = None
+    scope: str | None = None
+    redirect_uri: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Listener:
+    host: str = DEFAULT_HOST
+    port: int
+    agent: str | None = None
+    client_token_file: Path | None = None
+    client_token: Secret | None = None  # read by load_settings; its repr is masked
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefreshSettings:
+    margin_seconds: float = 300
+    background_interval_seconds: float = 60
+    timeout_seconds: float = 30
+    replay_body_limit_bytes: int = 1_048_576
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpstreamSettings:
+    connect_timeout_seconds: float = 10
+    read_timeout_seconds: float = 600
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogSettings:
+    level: LogLevel = "info"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FleetSettings:
+    url_file: Path
+    key_file: Path
+    prefix: str = "openclaw-sidecar"
+
+
+BUILTIN_PROVIDERS: Final[Mapping[str, ProviderSpec]] = MappingProxyType(
+    {
+        "openai": ProviderSpec(name="openai", kind="openai", base_url="https://api.openai.com"),
+        "openai-codex": ProviderSpec(
+            name="openai-codex",
+            kind="openai-codex",
+            base_url="https://chatgpt.com/backend-api/codex",
+            token_url="https://auth.openai.com/oauth/token",  # noqa: S106 -- a URL
+            authorize_url="https://auth.openai.com/oauth/authorize",
+            client_id="app_EMoamEEZ73f0CkXaXp7hrann",
+            scope="openid profile email offline_access",
+            redirect_uri="http://localhost:1455/auth/callback",
+        ),
+        "anthropic": ProviderSpec(
+            name="anthropic",
+            kind="anthropic",
+            base_url="https://api.anthropic.com",
+            auth="x-api-key",
+            error_style="anthropic",
+            token_url="https://platform.claude.com/v1/oauth/token",  # noqa: S106 -- a URL
+            authorize_url="https://claude.ai/oauth/authorize",
+            client_id="9d1c250a-e61b-44d9-88ed-5944d1962f5e",
+            scope="org:create_api_key user:profile user:inference",
+            redirect_uri="https://console.anthropic.com/oauth/code/callback",
+        ),
+        "openrouter": ProviderSpec(
+            name="openrouter", kind="generic", base_url="https://openrouter.ai/api"
+        ),
+    }
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    listeners: tuple[Listener, ...] = (Listener(port=DEFAULT_PORT),)
+    providers: Mapping[str, ProviderSpec] = field(default_factory=lambda: BUILTIN_PROVIDERS)
+    state_dir: Path | None = None
+    default_agent: str = "main"
+    refresh: RefreshSettings = RefreshSettings()
+    upstream: UpstreamSettings = UpstreamSettings()
+    log: LogSettings = LogSettings()
+    fleet: FleetSettings | None = None
+
+
+# ---- values: each parser takes (value, dotted key) and raises ConfigError naming the key
+
+
+def _text(value: object, key: str) -> str:
+    if not isinstance(value, str) or not value or not value.isprintable():
+        raise ConfigError(f"{key}: must be a non-empty string of printable characters")
+    return value
+
+
+def _name(value: object, key: str) -> str:
+    if not isinstance(value, str) or NAME_PATTERN.fullmatch(value) is None:
+        raise ConfigError(f"{key}: must match ^[a-z0-9][a-z0-9_-]{{0,63}}$")
+    return value
+
+
+def _path(value: object, key: str) -> Path:
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise ConfigError(f"{key}: must be a path string")
+    return Path(value).expanduser()
+
+
+def _port(value: object, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ConfigError(f"{key}: must be an integer 1-65535")
+    return value
+
+
+def _host(value: object, key: str) -> str:
+    if isinstance(value, str) and (_is_ip(value) or _HOSTNAME.fullmatch(value)):
+        return value
+    raise ConfigError(f"{key}: must be an IP address or a host name")
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _seconds(value: object, key: str, *, below: float | None = None) -> float:
+    if not (_is_number(value) and value > 0 and (below is None or value < below)):
+        limit = "" if below is None else f" and below {below:g}"
+        raise ConfigError(f"{key}: must be a number of seconds above 0{limit}")
+    return float(value)
+
+
+def _margin(value: object, key: str) -> float:
+    if not (_is_number(value) and value >= 0):
+        raise ConfigError(f"{key}: must be a number of seconds, 0 or more")
+    return float(value)
+
+
+def _byte_count(value: object, key: str) -> int:
+    if not (_is_number(value) and isinstance(value, int) and value >= 0):
+        raise ConfigError(f"{key}: must be an integer number of bytes, 0 or more")
+    return value
+
+
+def _choice(*choices: str) -> Callable[[object, str], str]:
+    def parse(value: object, key: str) -> str:
+        if value not in choices:
+            raise ConfigError(f"{key}: must be one of {', '.join(choices)}")
+        return str(value)
+
+    return parse
+
+
+def _url(value: object, key: str) -> str:
+    problem = "must be an http(s) URL with a host and no query, fragment or credentials"
+    if not isinstance(value, str) or not value.isprintable() or " " in value:
+        raise ConfigError(f"{key}: {problem}")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises ValueError for a bad port
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {problem}") from exc
+    bad = parts.query or parts.fragment or "@" in parts.netloc or "?" in value or "#" in value
+    if parts.scheme not in ("http", "https") or not parts.hostname or bad:
+        raise ConfigError(f"{key}: {problem}")
+    return value
+
+
+def _base_url(value: object, key: str) -> str:
+    return _url(value, key).rstrip("/")
+
+
+def _auth(value: object, key: str) -> str:
+    if isinstance(value, str) and (value in ("bearer", "x-api-key") or _is_header_auth(value)):
+        return value
+    raise ConfigError(f"{key}: must be bearer, x-api-key or header:<Name>")
+
+
+def _is_header_auth(value: str) -> bool:
+    prefix, _, name = value.partition(":")
+    return prefix == "header" and _HEADER_NAME.fullmatch(name) is not None
+
+
+# ---- tables
+
+Fields = Mapping[str, Callable[[object, str], Any]]
+
+
+def _table(value: object, key: str) -> Mapping[str, object]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key}: must be a table")
+    return value
+
+
+def _fields(value: object, key: str, fields: Fields) -> dict[str, Any]:
+    """The table's keys parsed by ``fields``; unknown keys are refused, naming each."""
+    table = _table(value, key)
+    unknown = sorted(str(name) for name in table if name not in fields)
+    if unknown:
+        named = ", ".join(f"{key}.{name}" if key else name for name in unknown)
+        raise ConfigError(f"{named}: unknown key; expected one of {', '.join(sorted(fields))}")
+    prefix = f"{key}." if key else ""
+    return {
+        name: parse(table[name], prefix + name) for name, parse in fields.items() if name in table
+    }
+
+
+_LISTENER_FIELDS: Fields = {
+    "host": _host,
+    "port": _port,
+    "agent": _name,
+    "client_token_file": _path,
+}
+_PROVIDER_FIELDS: Fields = {
+    "kind": _choice("openai", "openai-codex", "anthropic", "generic"),
+    "base_url": _base_url,
+    "auth": _auth,
+    "error_style": _choice("openai", "anthropic"),
+    "token_url": _url,
+    "authorize_url": _url,
+    "client_id": _text,
+    "scope": _text,
+    "redirect_uri": _url,
+}
+_REFRESH_FIELDS: Fields = {
+    "margin_seconds": _margin,
+    "background_interval_seconds": _seconds,
+    # Below OpenClaw's own 120 s, well inside the refresh lock's 180 s stale time (store §5).
+    "timeout_seconds": lambda value, key: _seconds(value, key, below=120),
+    "replay_body_limit_bytes": _byte_count,
+}
+_UPSTREAM_FIELDS: Fields = {"connect_timeout_seconds": _seconds, "read_timeout_seconds": _seconds}
+_LOG_FIELDS: Fields = {"level": _choice("debug", "info", "warning", "error")}
+_FLEET_FIELDS: Fields = {"url_file": _path, "key_file": _path, "prefix": _name}
+
+
+def _fleet(value: object, key: str) -> FleetSettings:
+    values = _fields(value, key, _FLEET_FIELDS)
+    for required in ("url_file", "key_file"):
+        if required not in values:
+            raise ConfigError(f"{key}.{required}: missing; must be a path string")
+    return FleetSettings(**values)
+
+
+def _listener(value: object, key: str) -> Listener:
+    values = _fields(value, key, _LISTENER_FIELDS)
+    if "port" not in values:
+        raise ConfigError(f"{key}.port: missing; must be an integer 1-65535")
+    return Listener(**values)
+
+
+def _listeners(value: object, key: str) -> tuple[Listener, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{key}: must be a non-empty array of tables ([[listeners]])")
+    listeners = tuple(_listener(item, f"{key}[{i}]") for i, item in enumerate(value))
+    check_listeners(listeners)
+    return listeners
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_listeners(listeners: tuple[Listener, ...]) -> None:
+    """Refuses duplicate addresses and network-facing listeners without caller auth."""
+    seen: dict[tuple[str, int], int] = {}
+    for i, listener in enumerate(listeners):
+        address = (listener.host, listener.port)
+        if address in seen:
+            raise ConfigError(
+                f"listeners[{i}].port: {listener.host}:{listener.port} "
+                f"is already used by listeners[{seen[address]}]"
+            )
+        seen[address] = i
+        if not is_loopback(listener.host) and listener.client_token_file is None:
+            raise ConfigError(
+                f"listeners[{i}].host: {listener.host} is not a loopback address, so this "
+                "listener needs a client_token_file: credentials must not be offered to the "
+                "network without caller auth"
+            )
+
+
+def _provider(name: str, value: object) -> ProviderSpec:
+    key = f"providers.{name}"
+    _name(name, key)
+    if name in RESERVED_PROVIDER_NAMES:
+        raise ConfigError(f"{key}: the name {name!r} is reserved for the sidecar's own paths")
+    values = _fields(value, key, _PROVIDER_FIELDS)
+    builtin = BUILTIN_PROVIDERS.get(name)
+    if builtin is not None:
+        return replace(builtin, **values)
+    if "base_url" not in values:
+        raise ConfigError(f"{key}.base_url: missing; a new provider needs its base URL")
+    kind = values.setdefault("kind", "generic")
+    values.setdefault("auth", "x-api-key" if kind == "anthropic" else "bearer")
+    values.setdefault("error_style", "anthropic" if kind == "anthropic" else "openai")
+    return ProviderSpec(name=name, **values)
+
+
+def _providers(value: object, key: str) -> Mapping[str, ProviderSpec]:
+    merged = dict(BUILTIN_PROVIDERS)
+    for name, table in _table(value, key).items():
+        merged[name] = _provider(str(name), table)
+    return MappingProxyType(merged)
+
+
+_TOP_FIELDS: Fields = {
+    "state_dir": _path,
+    "default_agent": _name,
+    "listeners": _listeners,
+    "providers": _providers,
+    "refresh": lambda value, key: RefreshSettings(**_fields(value, key, _REFRESH_FIELDS)),
+    "upstream": lambda value, key: UpstreamSettings(**_fields(value, key, _UPSTREAM_FIELDS)),
+    "log": lambda value, key: LogSettings(**_fields(value, key, _LOG_FIELDS)),
+    "fleet": _fleet,
+}
+
+
+def parse_settings(doc: Mapping[str, object], *, source: str) -> Settings:
+    """Validates a parsed TOML document completely; errors name ``source`` and the key."""
+    try:
+        return Settings(**_fields(doc, "", _TOP_FIELDS))
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc.message}") from None
+
+
+# ---- I/O
+
+
+def read_client_token(listener: Listener, index: int) -> str:
+    """The caller token in the listener's ``client_token_file``, whitespace stripped."""
+    key = f"listeners[{index}].client_token_file"
+    path = listener.client_token_file
+    if path is None:
+        raise ConfigError(f"{key}: not set")
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise ConfigError(f"{key}: {path} is not UTF-8 text") from None
+    if not token:
+        raise ConfigError(f"{key}: {path} is empty")
+    if _TOKEN.fullmatch(token) is None:
+        raise ConfigError(f"{key}: {path} must hold one token of printable ASCII, no spaces")
+    return token
+
+
+def _with_client_tokens(settings: Settings) -> Settings:
+    listeners = tuple(
+        replace(listener, client_token=Secret(read_client_token(listener, i)))
+        if listener.client_token_file is not None
+        else listener
+        for i, listener in enumerate(settings.listeners)
+    )
+    return replace(settings, listeners=listeners)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the config file is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
+    """Settings from ``path``, else ``$OPENCLAW_SIDECAR_CONFIG``, else the built-in default."""
+    chosen = path
+    if chosen is None and environ.get(CONFIG_ENV):
+        chosen = Path(environ[CONFIG_ENV])
+    if chosen is None:
+        return Settings()
+    settings = parse_settings(_read_toml(chosen), source=str(chosen))
+    try:
+        return _with_client_tokens(settings)
+    except ConfigError as exc:
+        raise ConfigError(f"{chosen}: {exc.message}") from None
+
+
+def with_overrides(
+    settings: Settings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    state_dir: Path | None = None,
+) -> Settings:
+    """Applies the CLI's --host/--port (to the first listener) and --state-dir."""
+    listeners = settings.listeners
+    if host is not None or port is not None:
+        first = listeners[0] if listeners else Listener(port=DEFAULT_PORT)
+        try:
+            first = replace(
+                first,
+                host=first.host if host is None else _host(host, "--host"),
+                port=first.port if port is None else _port(port, "--port"),
+            )
+            listeners = (first, *listeners[1:])
+            check_listeners(listeners)
+        except ConfigError as exc:
+            raise ConfigError(f"command line: {exc.message}") from None
+    new_dir = settings.state_dir if state_dir is None else state_dir.expanduser()
+    return replace(settings, listeners=listeners, state_dir=new_dir)

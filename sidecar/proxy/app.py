@@ -1,0 +1,61 @@
+"""The ASGI app of one listener: the operational endpoints, then the proxy for everything else."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from sidecar.errors import SidecarError
+from sidecar.proxy.forward import Proxy
+from sidecar.proxy.metrics import CONTENT_TYPE, Metrics
+from sidecar.proxy.routing import RESERVED_PATHS
+from sidecar.store.source import CredentialSource
+
+
+def create_ops(source: CredentialSource, metrics: Metrics, default_agent: str) -> Starlette:
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        try:
+            view = await source.view(default_agent)
+        except SidecarError as exc:
+            return JSONResponse(
+                {"status": "unready", "code": exc.code, "reason": exc.message}, status_code=503
+            )
+        return JSONResponse(
+            {
+                "status": "ready",
+                "agent": view.agent,
+                "store": view.era.value,
+                "profiles": len(view.profiles),
+            }
+        )
+
+    async def metrics_page(_: Request) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET", "HEAD"]),
+            Route("/readyz", readyz, methods=["GET", "HEAD"]),
+            Route("/metrics", metrics_page, methods=["GET"]),
+        ]
+    )
+
+
+def create_app(proxy: Proxy, ops: ASGIApp) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in RESERVED_PATHS:
+            await ops(scope, receive, send)
+        elif scope["type"] == "http":
+            await proxy(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await ops(scope, receive, send)
+        else:  # websockets are not proxied; clients such as Codex then fall back to HTTP
+            await send({"type": "websocket.close", "code": 1008})
+
+    return app

@@ -1,0 +1,51 @@
+"""The request body as it streams upstream, kept aside up to a limit so a 401 can replay it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from starlette.types import Receive
+
+
+class ClientDisconnected(Exception):
+    """The client went away before its request body was complete."""
+
+
+class RequestBody:
+    def __init__(self, receive: Receive, replay_limit: int) -> None:
+        self._receive = receive
+        self._limit = replay_limit
+        self._kept: list[bytes] = []
+        self._size = 0
+        self.complete = False
+        self.started = False
+
+    @property
+    def replayable(self) -> bool:
+        """Whether the whole body was seen and kept (it never exceeded the limit)."""
+        return self.complete and self._size <= self._limit
+
+    def kept(self) -> bytes:
+        return b"".join(self._kept)
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        self.started = True
+        while not self.complete:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected
+            chunk: bytes = message.get("body", b"")
+            self.complete = not message.get("more_body", False)
+            self._size += len(chunk)
+            if self._size <= self._limit:
+                self._kept.append(chunk)
+            else:
+                self._kept.clear()
+            if chunk:
+                yield chunk
+
+    async def drain(self) -> None:
+        """Read whatever the client still sends, so the connection stays usable."""
+        if not self.started:
+            async for _ in self.stream():
+                pass

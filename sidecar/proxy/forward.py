@@ -1,0 +1,350 @@
+"""The proxy's I/O: route, pick a profile, inject its credential, stream both ways.
+
+Decisions (routing, header rules, order, error bodies) are pure functions elsewhere; this module
+calls them in order and does the sending. One line is logged per request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpx
+from starlette.types import Message, Receive, Scope, Send
+
+from sidecar.auth.credentials import Credential, CredentialResolver
+from sidecar.auth.outcomes import Outcomes
+from sidecar.config import Listener, ProviderSpec, Settings
+from sidecar.errors import (
+    CallerUnauthorized,
+    NoProfile,
+    RefreshError,
+    SidecarError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from sidecar.log import get_logger
+from sidecar.proxy import headers as rules
+from sidecar.proxy.body import ClientDisconnected, RequestBody
+from sidecar.proxy.metrics import Metrics
+from sidecar.proxy.problems import error_body
+from sidecar.proxy.routing import Route, resolve_route, upstream_url
+from sidecar.store.source import CredentialSource
+from sidecar.store.usage import FailureReason, failure_reason_for_status
+from sidecar.store.views import AgentView, ProfileView, ordered_profiles
+
+log = get_logger("sidecar.proxy")
+
+
+@dataclass
+class Exchange:
+    """What one request turned out to be, for its log line and metrics."""
+
+    method: str
+    started: float = field(default_factory=time.perf_counter)
+    agent: str = "-"
+    provider: str = "-"
+    profile: str | None = None
+    status: int = 0
+    error: str | None = None
+    response_started: bool = False
+
+
+class Proxy:
+    def __init__(
+        self,
+        settings: Settings,
+        listener: Listener,
+        *,
+        source: CredentialSource,
+        credentials: CredentialResolver,
+        outcomes: Outcomes,
+        upstream: httpx.AsyncClient,
+        metrics: Metrics,
+        clock: Callable[[], int],
+    ) -> None:
+        self.settings = settings
+        self.listener = listener
+        self.source = source
+        self.credentials = credentials
+        self.outcomes = outcomes
+        self.upstream = upstream
+        self.metrics = metrics
+        self.clock = clock
+        self.codex = settings.providers.get("openai-codex")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ex = Exchange(method=scope["method"])
+        body = RequestBody(receive, self.settings.refresh.replay_body_limit_bytes)
+        self.metrics.in_flight.inc()
+        try:
+            await self._handle(scope, body, receive, send, ex)
+        except SidecarError as exc:
+            await self._fail(send, exc, ex, scope)
+        except ClientDisconnected:
+            ex.status, ex.error = 499, "client_disconnected"
+        except Exception:
+            log.exception("request_failed", agent=ex.agent, provider=ex.provider)
+            await self._fail(
+                send, SidecarError("the sidecar failed unexpectedly; see its log"), ex, scope
+            )
+        finally:
+            self.metrics.in_flight.dec()
+            self._account(ex)
+
+    async def _handle(
+        self, scope: Scope, body: RequestBody, receive: Receive, send: Send, ex: Exchange
+    ) -> None:
+        raw = scope["headers"]
+        self._check_caller(raw)
+        route = self._route(scope)
+        ex.agent, ex.provider = route.agent, route.provider
+        view = await self.source.view(route.agent)
+        cred, chosen, spec = await self._credential(route, view, ex)
+        url = upstream_url(spec.base_url, route.upstream_path, scope.get("query_string", b""))
+        response = await self._send(scope, url, spec, cred, body.stream())
+        if response.status_code == 401 and cred.type == "oauth":
+            response = await self._replay(scope, url, spec, cred, chosen, body, response, ex)
+        self._record(chosen, response.status_code)
+        await self._stream_back(response, receive, send, body, ex)
+
+    def _check_caller(self, raw: list[tuple[bytes, bytes]]) -> None:
+        expected = self.listener.client_token
+        if expected is not None and not rules.tokens_match(
+            rules.client_token_from(raw), expected.reveal()
+        ):
+            raise CallerUnauthorized(
+                f"this port ({self.listener.port}) requires its client token: send it as the "
+                "API key (Authorization: Bearer, x-api-key) or as X-OpenClaw-Token"
+            )
+
+    def _route(self, scope: Scope) -> Route:
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1")
+            for k, v in scope["headers"]
+            if k[:12].lower() == b"x-openclaw-"
+        }
+        return resolve_route(
+            raw_path,
+            headers,
+            bound_agent=self.listener.agent,
+            default_agent=self.settings.default_agent,
+            providers=self.settings.providers.keys(),
+        )
+
+    # --- choosing the profile ---------------------------------------------------------------------
+
+    def _candidates(self, route: Route, view: AgentView) -> list[ProfileView]:
+        if route.profile_id is not None:
+            pinned = view.get(route.profile_id)
+            if pinned is None or not self._serves(route.provider, pinned, pinned=True):
+                raise NoProfile(
+                    f"agent {route.agent!r} has no {route.provider} profile {route.profile_id!r}"
+                )
+            return [pinned]
+        providers = (
+            ["openai-codex", "openai"] if route.provider == "openai-codex" else [route.provider]
+        )
+        now = self.clock()
+        ordered = [
+            v
+            for v in ordered_profiles(view, providers, now)
+            if self._serves(route.provider, v, pinned=False)
+        ]
+        ready = [v for v in ordered if self.outcomes.cooling_until(v.owner, v.id) <= now]
+        return ready + [v for v in ordered if v not in ready]
+
+    @staticmethod
+    def _serves(provider: str, view: ProfileView, *, pinned: bool) -> bool:
+        """Codex logins were renamed ``openai:*`` in 2026.6.1; they serve the Codex route, and the
+        plain ``openai`` route only when pinned."""
+        profile = view.profile
+        if provider == "openai-codex":
+            return profile.provider == "openai-codex" or (
+                profile.provider == "openai" and profile.type == "oauth"
+            )
+        if provider == "openai" and profile.type == "oauth":
+            return pinned
+        return profile.provider == provider
+
+    async def _credential(
+        self, route: Route, view: AgentView, ex: Exchange
+    ) -> tuple[Credential, ProfileView, ProviderSpec]:
+        candidates = self._candidates(route, view)
+        if not candidates:
+            raise NoProfile(
+                f"agent {route.agent!r} has no {route.provider} profile; add one with "
+                f"`openclaw-sidecar paste-api-key --provider {route.provider} "
+                f"--agent {route.agent}` (or login / paste-token)"
+            )
+        last: SidecarError | None = None
+        for chosen in candidates:
+            try:
+                cred = await self.credentials.resolve(route.agent, chosen)
+            except (RefreshError, NoProfile) as exc:
+                last = exc
+                reason: FailureReason = "auth_permanent" if exc.status == 401 else "timeout"
+                self.outcomes.failure(chosen.owner, chosen.profile.provider, chosen.id, reason)
+                continue
+            ex.profile = chosen.id
+            return cred, chosen, self._spec_for(route.provider, cred)
+        assert last is not None
+        raise last
+
+    def _spec_for(self, provider: str, cred: Credential) -> ProviderSpec:
+        if cred.type == "oauth" and cred.provider == "openai" and self.codex is not None:
+            return self.codex
+        return self.settings.providers[provider]
+
+    # --- sending ---------------------------------------------------------------------------------
+
+    async def _send(
+        self, scope: Scope, url: str, spec: ProviderSpec, cred: Credential, content: Any
+    ) -> httpx.Response:
+        injection = rules.credential_injection(
+            spec, cred.type, cred.secret.reveal(), account_id=cred.account_id
+        )
+        request = self.upstream.build_request(
+            scope["method"],
+            url,
+            headers=rules.outbound_request_headers(scope["headers"], injection),
+            content=content,
+        )
+        try:
+            return await self.upstream.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(
+                f"{spec.name} did not answer in time ({type(exc).__name__})"
+            ) from exc
+        except httpx.TransportError as exc:
+            if isinstance(exc.__context__, ClientDisconnected):
+                raise ClientDisconnected from exc
+            raise UpstreamUnavailable(
+                f"cannot reach {spec.name} at {spec.base_url} ({type(exc).__name__})"
+            ) from exc
+
+    async def _replay(
+        self,
+        scope: Scope,
+        url: str,
+        spec: ProviderSpec,
+        cred: Credential,
+        chosen: ProfileView,
+        body: RequestBody,
+        response: httpx.Response,
+        ex: Exchange,
+    ) -> httpx.Response:
+        """An OAuth token the upstream refused: refresh once, and replay once if we can."""
+        await body.drain()
+        if not body.replayable:
+            log.warning(
+                "replay_skipped",
+                profile=chosen.id,
+                agent=ex.agent,
+                reason="request body larger than refresh.replay_body_limit_bytes",
+            )
+            return response
+        await response.aclose()
+        fresh = await self.credentials.resolve(
+            ex.agent, chosen, rejected_access=cred.secret.reveal()
+        )
+        log.info("request_replayed", profile=chosen.id, agent=ex.agent)
+        return await self._send(scope, url, spec, fresh, body.kept())
+
+    def _record(self, chosen: ProfileView, status: int) -> None:
+        reason = failure_reason_for_status(status)
+        if reason is None:
+            self.outcomes.success(chosen.owner, chosen.profile.provider, chosen.id)
+        else:
+            self.outcomes.failure(chosen.owner, chosen.profile.provider, chosen.id, reason)
+
+    async def _stream_back(
+        self,
+        response: httpx.Response,
+        receive: Receive,
+        send: Send,
+        body: RequestBody,
+        ex: Exchange,
+    ) -> None:
+        ex.status = response.status_code
+        try:
+            async with anyio.create_task_group() as tg:
+                if body.complete:
+                    tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope, ex)
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": response.status_code,
+                        "headers": rules.response_headers(response.headers.raw),
+                    }
+                )
+                ex.response_started = True
+                await _relay(response, send, ex)
+                tg.cancel_scope.cancel()
+        finally:
+            await response.aclose()
+
+    # --- errors and accounting --------------------------------------------------------------------
+
+    async def _fail(self, send: Send, exc: SidecarError, ex: Exchange, scope: Scope) -> None:
+        ex.status, ex.error = exc.status, exc.code
+        self.metrics.errors.labels(exc.code).inc()
+        if ex.response_started:
+            return
+        spec = self.settings.providers.get(ex.provider) or self._guess_provider(scope)
+        status, headers, payload = error_body(
+            exc, "anthropic" if spec and spec.error_style == "anthropic" else "openai"
+        )
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    def _guess_provider(self, scope: Scope) -> ProviderSpec | None:
+        parts = scope["path"].split("/")
+        for part in parts[1:4]:
+            spec = self.settings.providers.get(part.split("@")[0])
+            if spec is not None:
+                return spec
+        return None
+
+    def _account(self, ex: Exchange) -> None:
+        seconds = time.perf_counter() - ex.started
+        self.metrics.observe(ex.agent, ex.provider, ex.status, seconds)
+        log.info(
+            "request_completed",
+            method=ex.method,
+            agent=ex.agent,
+            provider=ex.provider,
+            profile=ex.profile,
+            status=ex.status,
+            error=ex.error,
+            ms=round(seconds * 1000, 2),
+        )
+
+
+async def _relay(response: httpx.Response, send: Send, ex: Exchange) -> None:
+    """Upstream bytes to the client as they arrive; an upstream failing mid-stream ends the
+    client's stream cleanly instead of tearing the connection."""
+    try:
+        async for chunk in response.aiter_raw():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except httpx.HTTPError as exc:
+        ex.error = "upstream_stream_failed"
+        log.warning(
+            "upstream_stream_failed",
+            agent=ex.agent,
+            provider=ex.provider,
+            reason=type(exc).__name__,
+        )
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope, ex: Exchange) -> None:
+    message: Message = await receive()
+    while message["type"] != "http.disconnect":
+        message = await receive()
+    ex.error = "client_disconnected"
+    scope.cancel()

@@ -1,0 +1,184 @@
+"""Header rules: what goes upstream, what comes back, and which credential headers to inject.
+
+Pure functions over ASGI-style header lists; order and duplicates are preserved.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from sidecar.config import ProviderSpec
+from sidecar.errors import StoreError
+
+RawHeaders = list[tuple[bytes, bytes]]
+CredentialType = Literal["api_key", "token", "oauth"]
+
+# RFC 9110 §7.6.1; proxy-connection is not standard but old clients still send it.
+HOP_BY_HOP: Final = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+INBOUND_CREDENTIALS: Final = frozenset(
+    {b"authorization", b"x-api-key", b"api-key", b"cookie", b"chatgpt-account-id"}
+)
+OPENCLAW_PREFIX: Final = b"x-openclaw-"
+CLIENT_TOKEN_HEADERS: Final = (b"x-api-key", b"api-key", b"x-openclaw-token")
+ANTHROPIC_BETA: Final = "anthropic-beta"
+ANTHROPIC_OAUTH_BETA: Final = "oauth-2025-04-20"
+# What the Codex CLI sends; the ChatGPT backend expects both (store spec §9).
+CODEX_DEFAULTS: Final = (("openai-beta", "responses=experimental"), ("originator", "codex_cli_rs"))
+
+
+@dataclass(frozen=True, repr=False)
+class Injection:
+    """Headers to add upstream: ``set`` replaces, ``set_if_absent`` only fills a gap."""
+
+    set: tuple[tuple[str, str], ...] = ()
+    set_if_absent: tuple[tuple[str, str], ...] = ()
+    merge_beta: str | None = None  # a flag appended to anthropic-beta
+
+    def __repr__(self) -> str:
+        # The values hold the credential, so only the names are shown.
+        names = [name for name, _ in self.set + self.set_if_absent]
+        return f"Injection(headers={names!r}, merge_beta={self.merge_beta!r})"
+
+
+def credential_injection(
+    provider: ProviderSpec, cred_type: CredentialType, secret: str, *, account_id: str | None
+) -> Injection:
+    """The headers that carry a profile's credential to ``provider`` (store spec §9)."""
+    _check_header_value(secret, provider.name, "credential")
+    if account_id is not None:
+        _check_header_value(account_id, provider.name, "account id")
+    bearer = ("authorization", f"Bearer {secret}")
+    if provider.kind == "openai-codex" or (provider.kind == "openai" and cred_type == "oauth"):
+        account = (("chatgpt-account-id", account_id),) if account_id else ()
+        return Injection(set=(bearer, *account), set_if_absent=CODEX_DEFAULTS)
+    if provider.kind == "anthropic" and cred_type != "api_key":
+        return Injection(set=(bearer,), merge_beta=ANTHROPIC_OAUTH_BETA)
+    if provider.kind == "generic" or cred_type == "api_key":
+        return Injection(set=(_auth_header(provider.auth, secret),))
+    return Injection(set=(bearer,))
+
+
+def _auth_header(auth: str, secret: str) -> tuple[str, str]:
+    if auth == "x-api-key":
+        return ("x-api-key", secret)
+    if auth.startswith("header:"):
+        return (auth.removeprefix("header:").lower(), secret)
+    return ("authorization", f"Bearer {secret}")
+
+
+def _check_header_value(value: str, provider: str, what: str) -> None:
+    # A CR or LF here would let a stored value inject headers of its own.
+    if not value or any(not " " <= char <= "~" for char in value):
+        raise StoreError(
+            f"the stored {what} for provider {provider!r} is empty or holds characters that "
+            "cannot go in an HTTP header; store the profile again"
+        )
+
+
+def connection_named(headers: Sequence[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """Header names listed in ``Connection:``, which are hop-by-hop for this message."""
+    return frozenset(
+        token.strip().lower()
+        for name, value in headers
+        if name.lower() == b"connection"
+        for token in value.split(b",")
+        if token.strip()
+    )
+
+
+def _is_hop_by_hop(name: bytes, named: frozenset[bytes]) -> bool:
+    return name in HOP_BY_HOP or name in named
+
+
+def _is_inbound_credential(name: bytes) -> bool:
+    return name in INBOUND_CREDENTIALS or name.startswith(OPENCLAW_PREFIX)
+
+
+def outbound_request_headers(
+    inbound: Sequence[tuple[bytes, bytes]], injection: Injection
+) -> RawHeaders:
+    """The client's headers minus hop-by-hop, credentials and Host, plus the injection."""
+    named = connection_named(inbound)
+    kept = [
+        (name, value)
+        for name, value in inbound
+        if not _is_hop_by_hop(name.lower(), named)
+        and not _is_inbound_credential(name.lower())
+        and name.lower() != b"host"
+    ]
+    return _injected(kept, injection)
+
+
+def _injected(headers: RawHeaders, injection: Injection) -> RawHeaders:
+    replaced = {name.encode("ascii") for name, _ in injection.set}
+    out = [(name, value) for name, value in headers if name.lower() not in replaced]
+    out += [_encoded(pair) for pair in injection.set]
+    present = {name.lower() for name, _ in out}
+    out += [_encoded(pair) for pair in injection.set_if_absent if pair[0].encode() not in present]
+    if injection.merge_beta is not None:
+        out = _merged_beta(out, injection.merge_beta)
+    return out
+
+
+def _encoded(pair: tuple[str, str]) -> tuple[bytes, bytes]:
+    return (pair[0].encode("ascii"), pair[1].encode("ascii"))
+
+
+def _merged_beta(headers: RawHeaders, flag: str) -> RawHeaders:
+    """One anthropic-beta header: the client's flags in order, deduplicated, plus ``flag``."""
+    name = ANTHROPIC_BETA.encode()
+    positions = [i for i, (key, _) in enumerate(headers) if key.lower() == name]
+    flags: list[bytes] = []
+    for i in positions:
+        for item in headers[i][1].split(b","):
+            if item.strip() and item.strip() not in flags:
+                flags.append(item.strip())
+    if flag.encode() not in flags:
+        flags.append(flag.encode())
+    merged = (name, b",".join(flags))
+    out = [pair for i, pair in enumerate(headers) if i not in positions]
+    out.insert(positions[0] if positions else len(out), merged)
+    return out
+
+
+def response_headers(upstream: Sequence[tuple[bytes, bytes]]) -> RawHeaders:
+    """The upstream's headers minus hop-by-hop; the body passes as raw bytes, so the
+    content-encoding and content-length stay as received."""
+    named = connection_named(upstream)
+    return [(name, value) for name, value in upstream if not _is_hop_by_hop(name.lower(), named)]
+
+
+def client_token_from(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
+    """The caller's token: ``Authorization: Bearer``, x-api-key, api-key or x-openclaw-token."""
+    first: dict[bytes, bytes] = {}
+    for name, value in headers:
+        first.setdefault(name.lower(), value.strip())
+    scheme, _, token = first.get(b"authorization", b"").partition(b" ")
+    if scheme.lower() == b"bearer" and token.strip():
+        return token.strip().decode("latin-1")
+    for name in CLIENT_TOKEN_HEADERS:
+        if first.get(name):
+            return first[name].decode("latin-1")
+    return None
+
+
+def tokens_match(given: str | None, expected: str) -> bool:
+    """Whether the caller's token is the expected one, in constant time."""
+    if given is None or not expected:
+        return False
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))

@@ -1,0 +1,55 @@
+"""Prometheus metrics in a registry of the app's own (no global state): requests, latency,
+refreshes and upstream failures, by agent and provider. Labels never carry a secret."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "openclaw_sidecar_requests",
+            "Requests answered, by agent, provider and status",
+            ["agent", "provider", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "openclaw_sidecar_request_seconds",
+            "Time to the end of the response (streams included), by agent and provider",
+            ["agent", "provider"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "openclaw_sidecar_errors",
+            "Sidecar-made error answers, by code",
+            ["code"],
+            registry=self.registry,
+        )
+        self.refreshes = Counter(
+            "openclaw_sidecar_refreshes",
+            "OAuth refresh outcomes, by provider",
+            ["provider", "outcome"],
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "openclaw_sidecar_in_flight",
+            "Requests being proxied now",
+            registry=self.registry,
+        )
+
+    def observe(self, agent: str, provider: str, status: int, seconds: float) -> None:
+        self.requests.labels(agent, provider, str(status)).inc()
+        self.latency.labels(agent, provider).observe(seconds)
+
+    def on_refresh(self, provider: str, _profile_id: str, outcome: str) -> None:
+        self.refreshes.labels(provider, outcome).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,199 @@
+"""Routing: which agent, provider and profile a request names, and the one URL it may go to.
+
+Pure: the app passes the raw path and headers in; a credential only ever goes under its
+provider's configured base URL, whatever the path, Host header or request target say.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import unquote
+
+import httpx
+
+from sidecar.errors import AgentMismatch, InvalidAgent, InvalidPath, UnknownProvider
+
+RESERVED_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+AGENT_HEADER: Final = "x-openclaw-agent"
+PROFILE_HEADER: Final = "x-openclaw-profile"
+AGENTS_PREFIX: Final = "agents"
+MAX_PROFILE_ID_LENGTH: Final = 200
+_AGENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_AGENT_RULE = "must match ^[a-z0-9][a-z0-9_-]{0,63}$"
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# Enough for any honest client; a segment still changing after this many decodes is an attack.
+_MAX_DECODE_ROUNDS = 4
+_SHOWN_LENGTH = 64
+
+
+@dataclass(frozen=True)
+class Route:
+    agent: str
+    provider: str
+    profile_id: str | None
+    upstream_path: str  # "" or "/…", percent-encoding kept as received
+
+
+def is_valid_agent_id(value: str) -> bool:
+    return _AGENT_ID.fullmatch(value) is not None
+
+
+def resolve_route(
+    raw_path: bytes,
+    headers: Mapping[str, str],
+    *,
+    bound_agent: str | None,
+    default_agent: str,
+    providers: Collection[str],
+) -> Route:
+    """The route a request asks for: listener > path > header > default for the agent."""
+    segments = _checked_path(raw_path).split("/")[1:]
+    path_agent, segments = _split_agent(segments)
+    provider, pin = _split_pin(segments[0])
+    header_agent = _header_agent(headers.get(AGENT_HEADER))
+    profile_id = pin if pin is not None else _header_profile(headers.get(PROFILE_HEADER))
+    agent = _chosen_agent(path_agent, header_agent, bound_agent, default_agent)
+    if provider not in providers:
+        known = ", ".join(sorted(providers))
+        raise UnknownProvider(f"unknown provider {_shown(provider)}; configured: {known}")
+    rest = segments[1:]
+    return Route(agent, provider, profile_id, "/" + "/".join(rest) if rest else "")
+
+
+def upstream_url(base_url: str, upstream_path: str, query: bytes) -> str:
+    """``base_url`` + path (+ query), refused unless the result stays under ``base_url``."""
+    if upstream_path and not upstream_path.startswith("/"):
+        raise InvalidPath(f"upstream path {_shown(upstream_path)} must start with '/'")
+    if any(segment in (".", "..") for segment in upstream_path.split("/")):
+        raise InvalidPath(f"upstream path {_shown(upstream_path)} has a '.' or '..' segment")
+    if any(byte < 0x21 or byte > 0x7E or byte == ord("#") for byte in query):
+        raise InvalidPath("the query string holds a space, control, '#' or non-ASCII byte")
+    url = base_url + upstream_path + (f"?{query.decode('ascii')}" if query else "")
+    if not _stays_under(base_url, url):
+        raise InvalidPath(f"the path {_shown(upstream_path)} would leave the provider's base URL")
+    return url
+
+
+def _stays_under(base_url: str, url: str) -> bool:
+    try:
+        base, target = httpx.URL(base_url), httpx.URL(url)
+    except httpx.InvalidURL:
+        return False
+    if (base.scheme, base.userinfo, base.host, base.port) != (
+        target.scheme,
+        target.userinfo,
+        target.host,
+        target.port,
+    ):
+        return False
+    base_path = base.raw_path.partition(b"?")[0].rstrip(b"/")
+    target_path = target.raw_path.partition(b"?")[0]
+    return target_path == base_path or target_path.startswith(base_path + b"/")
+
+
+def _checked_path(raw_path: bytes) -> str:
+    if not raw_path.startswith(b"/") or raw_path.startswith(b"//"):
+        raise InvalidPath("the request target must be a path starting with a single '/'")
+    if any(byte < 0x21 or byte > 0x7E for byte in raw_path):
+        raise InvalidPath("the path holds a space, control or non-ASCII byte")
+    if any(char in raw_path for char in b"\\?#"):
+        raise InvalidPath("the path holds a '\\', '?' or '#'")
+    path = raw_path.decode("ascii")
+    for segment in path.split("/"):
+        _check_segment(segment)
+    return path
+
+
+def _check_segment(segment: str) -> None:
+    if _BAD_ESCAPE.search(segment):
+        raise InvalidPath(f"malformed percent-escape in {_shown(segment)}")
+    decoded = _fully_decoded(segment)
+    # NFKC catches look-alikes such as fullwidth dots and slashes that a server might fold.
+    for form in (decoded, unicodedata.normalize("NFKC", decoded)):
+        if "/" in form or "\\" in form:
+            raise InvalidPath(f"encoded '/' or '\\' in {_shown(segment)}")
+        if any(unicodedata.category(char) == "Cc" for char in form):
+            raise InvalidPath(f"encoded control character in {_shown(segment)}")
+        if form in (".", ".."):
+            raise InvalidPath(f"'.' or '..' segment {_shown(segment)}")
+
+
+def _fully_decoded(segment: str) -> str:
+    """The segment percent-decoded until it stops changing, so %252e counts as '.'."""
+    for _ in range(_MAX_DECODE_ROUNDS):
+        decoded = unquote(segment, errors="replace")
+        if decoded == segment:
+            return decoded
+        segment = decoded
+    raise InvalidPath("the path is percent-encoded too many times over")
+
+
+def _split_agent(segments: list[str]) -> tuple[str | None, list[str]]:
+    if segments[0] != AGENTS_PREFIX:
+        return None, segments
+    if len(segments) < 2:
+        raise InvalidPath("expected /agents/<agent>/<provider>/…")
+    agent = segments[1]
+    if not is_valid_agent_id(agent):
+        raise InvalidAgent(f"agent id {_shown(agent)} in the path {_AGENT_RULE}")
+    if len(segments) < 3:
+        raise InvalidPath("expected /agents/<agent>/<provider>/…")
+    return agent, segments[2:]
+
+
+def _split_pin(segment: str) -> tuple[str, str | None]:
+    """``provider[@profileId]``; profile ids may themselves hold '@', so split at the first."""
+    provider, at, pin = segment.partition("@")
+    if not provider:
+        raise InvalidPath("the path has an empty provider segment")
+    if not at:
+        return provider, None
+    try:
+        return provider, _checked_profile(unquote(pin, errors="strict"), "the path")
+    except UnicodeDecodeError:
+        raise InvalidPath("the profile id in the path is not UTF-8") from None
+
+
+def _checked_profile(profile_id: str, where: str) -> str:
+    valid = 0 < len(profile_id) <= MAX_PROFILE_ID_LENGTH
+    if not valid or not profile_id.isprintable() or "/" in profile_id:
+        raise InvalidPath(
+            f"the profile id in {where} must be 1-{MAX_PROFILE_ID_LENGTH} printable "
+            "characters without '/'"
+        )
+    return profile_id
+
+
+def _header_agent(value: str | None) -> str | None:
+    if value is not None and not is_valid_agent_id(value):
+        raise InvalidAgent(f"agent id {_shown(value)} in X-OpenClaw-Agent {_AGENT_RULE}")
+    return value
+
+
+def _header_profile(value: str | None) -> str | None:
+    return None if value is None else _checked_profile(value, "X-OpenClaw-Profile")
+
+
+def _chosen_agent(
+    path_agent: str | None, header_agent: str | None, bound_agent: str | None, default: str
+) -> str:
+    named = [agent for agent in (path_agent, header_agent) if agent is not None]
+    if bound_agent is None:
+        return named[0] if named else default
+    for agent in named:
+        if agent != bound_agent:
+            raise AgentMismatch(
+                f"this listener serves only agent {bound_agent!r}; the request named {agent!r}"
+            )
+    return bound_agent
+
+
+def _shown(value: str) -> str:
+    """A client-supplied value made safe and short for an error message."""
+    if len(value) > _SHOWN_LENGTH:
+        value = value[:_SHOWN_LENGTH] + "…"
+    return repr(value)

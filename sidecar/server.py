@@ -1,0 +1,167 @@
+"""``serve``: wires the store, the clients, the refresher and one app per listener, binds every
+socket before serving, and runs them all in one event loop until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import anyio
+import httpx
+import uvicorn
+
+from sidecar.auth.credentials import CredentialResolver
+from sidecar.auth.grants import ProviderAuth
+from sidecar.auth.outcomes import Outcomes
+from sidecar.auth.refresh import AuthLookup, Refresher
+from sidecar.config import Listener, ProviderSpec, Settings
+from sidecar.errors import ConfigError
+from sidecar.log import get_logger
+from sidecar.proxy.app import create_app, create_ops
+from sidecar.proxy.forward import Proxy
+from sidecar.proxy.metrics import Metrics
+from sidecar.store.jsonstore import JsonStore, now_ms
+from sidecar.store.layout import Layout, resolve_home
+
+log = get_logger("sidecar.server")
+
+
+def auth_lookup(providers: Mapping[str, ProviderSpec]) -> AuthLookup:
+    def auth_for(provider: str) -> ProviderAuth | None:
+        # 2026.6.1 renamed Codex logins openai:*; they refresh at the Codex endpoint.
+        spec = providers.get("openai-codex" if provider == "openai" else provider)
+        if spec is None or not spec.token_url or not spec.client_id:
+            return None
+        return ProviderAuth(
+            provider=spec.name,
+            style="anthropic" if spec.kind == "anthropic" else "openai",
+            token_url=spec.token_url,
+            client_id=spec.client_id,
+            authorize_url=spec.authorize_url,
+            redirect_uri=spec.redirect_uri,
+            scope=spec.scope,
+        )
+
+    return auth_for
+
+
+def open_store(settings: Settings, environ: Mapping[str, str]) -> JsonStore:
+    layout = Layout.from_env(environ, state_dir=settings.state_dir)
+    return JsonStore(layout, home=resolve_home(environ))
+
+
+def bind(listener: Listener) -> socket.socket:
+    family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((listener.host, listener.port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {listener.host}:{listener.port}: {exc.strerror}"
+        ) from exc
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """One uvicorn server among several: signals are handled once, by ``serve``."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
+    store = open_store(settings, environ)
+    sockets = [bind(listener) for listener in settings.listeners]
+    metrics = Metrics()
+    timeout = httpx.Timeout(
+        connect=settings.upstream.connect_timeout_seconds,
+        read=settings.upstream.read_timeout_seconds,
+        write=60.0,
+        pool=30.0,
+    )
+    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
+    async with (
+        httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False) as upstream,
+        httpx.AsyncClient(timeout=settings.refresh.timeout_seconds) as tokens,
+    ):
+        refresher = Refresher(
+            store,
+            tokens,
+            auth_lookup(settings.providers),
+            clock=now_ms,
+            timeout_s=settings.refresh.timeout_seconds,
+            margin_ms=int(settings.refresh.margin_seconds * 1000),
+            on_refresh=metrics.on_refresh,
+        )
+        outcomes = Outcomes(store, clock=now_ms)
+        credentials = CredentialResolver(
+            refresher,
+            environ=environ,
+            home=store.home,
+            secret_providers=lambda: store.config().secret_providers,
+            clock=now_ms,
+        )
+        ops = create_ops(store, metrics, settings.default_agent)
+        servers = []
+        for listener in settings.listeners:
+            proxy = Proxy(
+                settings,
+                listener,
+                source=store,
+                credentials=credentials,
+                outcomes=outcomes,
+                upstream=upstream,
+                metrics=metrics,
+                clock=now_ms,
+            )
+            config = uvicorn.Config(
+                create_app(proxy, ops),
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                ws="none",
+                server_header=False,
+                timeout_graceful_shutdown=5,
+            )
+            servers.append(_Server(config))
+        async with anyio.create_task_group() as background:
+            background.start_soon(refresher.run, settings.refresh.background_interval_seconds)
+            background.start_soon(outcomes.run)
+            async with anyio.create_task_group() as front:
+                for server, sock, listener in zip(
+                    servers, sockets, settings.listeners, strict=True
+                ):
+                    front.start_soon(server.serve, [sock])
+                    log.info(
+                        "listening",
+                        host=listener.host,
+                        port=listener.port,
+                        agent=listener.agent,
+                        client_token=listener.client_token is not None,
+                    )
+                front.start_soon(_stop_on_signal, servers, front.cancel_scope)
+            await outcomes.flush()
+            background.cancel_scope.cancel()
+    log.info("stopped", state_dir=str(store.layout.state_dir))
+
+
+async def _stop_on_signal(servers: list[_Server], scope: anyio.CancelScope) -> None:
+    """Graceful stop: every server finishes its requests (uvicorn's own grace period)."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("stopping", signal=signal.Signals(signum).name)
+            break
+    for server in servers:
+        server.should_exit = True
+
+
+def state_dir_of(settings: Settings, environ: Mapping[str, str]) -> Path:
+    return Layout.from_env(environ, state_dir=settings.state_dir).state_dir
