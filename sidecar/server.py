@@ -145,7 +145,7 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
                         host=listener.host,
                         port=listener.port,
                         agent=listener.agent,
-                        client_token=listener.client_token is not None,
+                        caller_auth=listener.client_token is not None,
                     )
                 front.start_soon(_stop_on_signal, servers, front.cancel_scope)
             await outcomes.flush()
