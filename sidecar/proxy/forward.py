@@ -51,6 +51,7 @@ class Exchange:
     status: int = 0
     error: str | None = None
     response_started: bool = False
+    response_done: bool = False
 
 
 class Proxy:
@@ -340,11 +341,13 @@ async def _relay(response: httpx.Response, send: Send, ex: Exchange) -> None:
             reason=type(exc).__name__,
         )
     await send({"type": "http.response.body", "body": b"", "more_body": False})
+    ex.response_done = True
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope, ex: Exchange) -> None:
     message: Message = await receive()
     while message["type"] != "http.disconnect":
         message = await receive()
-    ex.error = "client_disconnected"
-    scope.cancel()
+    if not ex.response_done:  # uvicorn also reports a disconnect once the response is sent
+        ex.error = "client_disconnected"
+        scope.cancel()
