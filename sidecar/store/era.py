@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import urllib.parse
 from enum import StrEnum
@@ -55,7 +56,8 @@ def _query_has_row(path: Path, sql: str) -> bool:
         return False
     uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
     try:
-        with sqlite3.connect(uri, uri=True, timeout=1.0) as conn:
+        # closing(): a sqlite3 connection's own context manager only ends the transaction.
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=1.0)) as conn:
             return conn.execute(sql).fetchone() is not None
     except sqlite3.Error:
         return False

@@ -4,6 +4,7 @@ and writes under OpenClaw's locks, always to the profile's owner store."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -13,7 +14,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from sidecar.errors import NoProfile, StoreError, StoreUnsupported
+from sidecar.errors import NoProfile, StoreError, StoreReadOnly, StoreUnsupported
 from sidecar.store import files, locks, model
 from sidecar.store.era import json_era, sqlite_store_path
 from sidecar.store.layout import DEFAULT_AGENT, Layout, check_agent_id, is_valid_agent_id
@@ -287,14 +288,16 @@ class JsonStore:
     @contextlib.contextmanager
     def _store_lock(self, agent: str) -> Iterator[None]:
         self._load_config()  # agentDir overrides: a write may come before any read
-        files.ensure_dir(self.layout.agent_dir(agent))
+        with _os_errors():
+            files.ensure_dir(self.layout.agent_dir(agent))
         with _os_errors(), locks.hold(self.layout.store_lock_path(agent), locks.STORE_LOCK):
             yield
 
     @contextlib.asynccontextmanager
     async def _astore_lock(self, agent: str) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(self._load_config)  # agentDir overrides
-        await anyio.to_thread.run_sync(files.ensure_dir, self.layout.agent_dir(agent))
+        with _os_errors():
+            await anyio.to_thread.run_sync(files.ensure_dir, self.layout.agent_dir(agent))
         async with self._alock(self.layout.store_lock_path(agent), locks.STORE_LOCK):
             yield
 
@@ -313,7 +316,10 @@ def _os_errors() -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise StoreError(f"cannot take the store lock: {exc.strerror} ({exc.filename})") from exc
+        message = f"cannot take the store lock: {exc.strerror} ({exc.filename})"
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise StoreReadOnly(f"{message}; the store was not changed") from exc
+        raise StoreError(message) from exc
 
 
 def _stat_key(path: Path) -> tuple[int, int, int] | None:

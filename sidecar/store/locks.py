@@ -34,6 +34,7 @@ class LockPolicy:
     max_delay_ms: int
     stale_ms: int
     factor: float = 2.0
+    dir_mode: int = DIR_MODE  # of the folders created for the lock file
 
     def delays(self, rng: random.Random) -> Iterator[float]:
         for attempt in range(self.retries):
@@ -42,7 +43,10 @@ class LockPolicy:
 
 
 STORE_LOCK = LockPolicy(retries=10, min_delay_ms=100, max_delay_ms=10_000, stale_ms=30_000)
-REFRESH_LOCK = LockPolicy(retries=20, min_delay_ms=100, max_delay_ms=10_000, stale_ms=180_000)
+# OpenClaw creates locks/oauth-refresh/ 0755 (store spec §5).
+REFRESH_LOCK = LockPolicy(
+    retries=20, min_delay_ms=100, max_delay_ms=10_000, stale_ms=180_000, dir_mode=0o755
+)
 
 
 @dataclass(frozen=True)
@@ -150,10 +154,10 @@ def process_starttime(pid: int) -> int | None:
 # --- acquiring ----------------------------------------------------------------------------------
 
 
-def try_acquire(path: Path, *, stale_ms: int) -> HeldLock | None:
+def try_acquire(path: Path, *, stale_ms: int, dir_mode: int = DIR_MODE) -> HeldLock | None:
     """One attempt: take the lock, or remove it if stale and try once more; None if held."""
     for _ in range(2):
-        held = _create(path)
+        held = _create(path, dir_mode)
         if held is not None:
             return held
         if not _remove_if_stale(path, stale_ms):
@@ -161,11 +165,11 @@ def try_acquire(path: Path, *, stale_ms: int) -> HeldLock | None:
     return None
 
 
-def _create(path: Path) -> HeldLock | None:
+def _create(path: Path, dir_mode: int) -> HeldLock | None:
     """Create the lock with its body already in place: the body is written to a private temp
     file that is then hard-linked to the lock name, which fails if the name exists, exactly like
     O_EXCL. A crash can therefore never leave an empty lock that nobody may judge stale."""
-    ensure_dir(path.parent, DIR_MODE)
+    ensure_dir(path.parent, dir_mode)
     pid = os.getpid()
     body = lock_body(pid, int(time.time() * 1000), process_starttime(pid))
     tmp = path.with_name(f".{path.name}.{pid}.{secrets.token_hex(6)}.tmp")
@@ -248,6 +252,10 @@ def release(held: HeldLock) -> None:
         pass
 
 
+def _attempt(path: Path, policy: LockPolicy) -> HeldLock | None:
+    return try_acquire(path, stale_ms=policy.stale_ms, dir_mode=policy.dir_mode)
+
+
 def _locked_error(path: Path) -> StoreLocked:
     holder = None
     with contextlib.suppress(OSError):
@@ -261,12 +269,12 @@ def _locked_error(path: Path) -> StoreLocked:
 
 @contextlib.contextmanager
 def hold(path: Path, policy: LockPolicy, *, rng: random.Random | None = None) -> Iterator[HeldLock]:
-    held = try_acquire(path, stale_ms=policy.stale_ms)
+    held = _attempt(path, policy)
     for delay in policy.delays(rng or random.Random()):  # noqa: S311 - jitter, not crypto
         if held is not None:
             break
         time.sleep(delay)
-        held = try_acquire(path, stale_ms=policy.stale_ms)
+        held = _attempt(path, policy)
     if held is None:
         raise _locked_error(path)
     try:
@@ -279,12 +287,12 @@ def hold(path: Path, policy: LockPolicy, *, rng: random.Random | None = None) ->
 async def ahold(
     path: Path, policy: LockPolicy, *, rng: random.Random | None = None
 ) -> AsyncIterator[HeldLock]:
-    held = await anyio.to_thread.run_sync(lambda: try_acquire(path, stale_ms=policy.stale_ms))
+    held = await anyio.to_thread.run_sync(_attempt, path, policy)
     for delay in policy.delays(rng or random.Random()):  # noqa: S311 - jitter, not crypto
         if held is not None:
             break
         await anyio.sleep(delay)
-        held = await anyio.to_thread.run_sync(lambda: try_acquire(path, stale_ms=policy.stale_ms))
+        held = await anyio.to_thread.run_sync(_attempt, path, policy)
     if held is None:
         raise _locked_error(path)
     try:

@@ -297,9 +297,10 @@ def _opt_str(value: Any) -> str | None:
 
 
 def merge_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> JSONObject:
-    """``{...old, ...new}``; a ``None`` in ``new`` deletes the key."""
+    """``{...old, ...new}``; a ``None`` in ``new`` deletes the key (a null already stored in
+    ``old`` is an unknown field like any other and is kept)."""
     merged = {**old, **new}
-    return {k: v for k, v in merged.items() if v is not None}
+    return {k: v for k, v in merged.items() if not (k in new and new[k] is None)}
 
 
 def with_profile(doc: ProfilesDoc, profile_id: str, fields: Mapping[str, Any]) -> ProfilesDoc:
