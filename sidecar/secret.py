@@ -8,10 +8,13 @@ _HIDDEN: Final = "***"
 
 
 def mask(value: str) -> str:
-    """OpenClaw's label for a secret: first 8 + ``...`` + last 8 (shorter ones fully hidden)."""
-    if len(value) <= 16:
-        return _HIDDEN
-    return f"{value[:8]}...{value[-8:]}"
+    """OpenClaw's label for a secret (``mask-api-key`` in 2026.6.1): trimmed, then the first and
+    last 1, 2 or 8 characters around ``...`` for up to 6, up to 16, or more characters."""
+    trimmed = value.strip()
+    if not trimmed:
+        return "missing"
+    keep = 1 if len(trimmed) <= 6 else 2 if len(trimmed) <= 16 else 8
+    return f"{trimmed[:keep]}...{trimmed[-keep:]}"
 
 
 class Secret:

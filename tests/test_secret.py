@@ -63,9 +63,13 @@ def test_reveal_label_bool_eq_hash():
 @pytest.mark.parametrize(
     ("value", "label"),
     [
-        ("", "***"),
-        ("short", "***"),
-        ("x" * 16, "***"),
+        ("", "missing"),
+        ("  ", "missing"),
+        ("abcdef", "a...f"),
+        ("short", "s...t"),
+        ("abcdefg", "ab...fg"),
+        ("x" * 15 + "y", "xx...xy"),
+        ("0123456789abcdefg", "01234567...9abcdefg"),
         ("abcdefgh-middle-12345678", "abcdefgh...12345678"),
     ],
 )

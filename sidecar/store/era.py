@@ -59,5 +59,9 @@ def _query_has_row(path: Path, sql: str) -> bool:
         # closing(): a sqlite3 connection's own context manager only ends the transaction.
         with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=1.0)) as conn:
             return conn.execute(sql).fetchone() is not None
-    except sqlite3.Error:
-        return False
+    except sqlite3.OperationalError as exc:
+        # Fail closed: only "the table is not there" proves this is not an era-D store; a busy,
+        # locked or unreadable database may well be one, and must never get a JSON store beside.
+        return "no such table" not in str(exc)
+    except sqlite3.DatabaseError:
+        return True

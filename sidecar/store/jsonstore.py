@@ -288,6 +288,7 @@ class JsonStore:
     @contextlib.contextmanager
     def _store_lock(self, agent: str) -> Iterator[None]:
         self._load_config()  # agentDir overrides: a write may come before any read
+        self._refuse_sqlite(agent)  # before the lock: leave nothing at all beside SQLite
         with _os_errors():
             files.ensure_dir(self.layout.agent_dir(agent))
         with _os_errors(), locks.hold(self.layout.store_lock_path(agent), locks.STORE_LOCK):
@@ -296,6 +297,7 @@ class JsonStore:
     @contextlib.asynccontextmanager
     async def _astore_lock(self, agent: str) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(self._load_config)  # agentDir overrides
+        await anyio.to_thread.run_sync(self._refuse_sqlite, agent)
         with _os_errors():
             await anyio.to_thread.run_sync(files.ensure_dir, self.layout.agent_dir(agent))
         async with self._alock(self.layout.store_lock_path(agent), locks.STORE_LOCK):

@@ -10,6 +10,7 @@ from typing import Any
 
 from sidecar.store.model import JSONObject
 
+CREDENTIAL_KINDS = ("api_key", "token", "oauth")
 _OAUTH_FIELDS = (
     "access",
     "refresh",
@@ -50,16 +51,16 @@ def profiles_from_oauth_json(doc: Mapping[str, Any]) -> dict[str, JSONObject]:
 
 
 def profiles_from_auth_json(doc: Mapping[str, Any]) -> dict[str, JSONObject]:
-    """``{"<provider>": {type, key | access/refresh/expires | token}}`` -> ``<provider>:default``
-    profiles."""
+    """``{"<key>": {type, provider, key | access/refresh/expires | token}}`` ->
+    ``<provider>:default``
+    profiles. OpenClaw 2026.6.1 rejects an entry without its own ``provider`` field (the key is
+    not used as the provider), so such entries are skipped here too."""
     out: dict[str, JSONObject] = {}
-    for provider, cred in doc.items():
+    for cred in doc.values():
         if not isinstance(cred, dict):
             continue
-        kind = cred.get("type", cred.get("mode"))
-        if kind not in ("api_key", "token", "oauth"):
-            kind = "oauth" if "access" in cred else "api_key" if "key" in cred else None
-        if kind is None:
+        provider, kind = cred.get("provider"), cred.get("type", cred.get("mode"))
+        if not isinstance(provider, str) or not provider or kind not in CREDENTIAL_KINDS:
             continue
         fields = {k: v for k, v in cred.items() if k not in ("type", "mode", "provider")}
         out[f"{provider.lower()}:default"] = {"type": kind, "provider": provider.lower(), **fields}

@@ -42,6 +42,9 @@ class LockPolicy:
             yield min(base * (1 + rng.random()), self.max_delay_ms) / 1000
 
 
+# OpenClaw writes its lock files 0644: the body names a pid, nothing secret, and a holder
+# running under another UID (a container sharing the volume) must still be able to judge it.
+LOCK_FILE_MODE = 0o644
 STORE_LOCK = LockPolicy(retries=10, min_delay_ms=100, max_delay_ms=10_000, stale_ms=30_000)
 # OpenClaw creates locks/oauth-refresh/ 0755 (store spec §5).
 REFRESH_LOCK = LockPolicy(
@@ -74,7 +77,7 @@ def lock_body(pid: int, now_ms: int, starttime: int | None) -> bytes:
     }
     if starttime is not None:
         doc["starttime"] = starttime
-    return json.dumps(doc, indent=2).encode()
+    return (json.dumps(doc, indent=2) + "\n").encode()  # OpenClaw's body ends with a newline
 
 
 def parse_holder(data: bytes) -> Holder | None:
@@ -173,7 +176,7 @@ def _create(path: Path, dir_mode: int) -> HeldLock | None:
     pid = os.getpid()
     body = lock_body(pid, int(time.time() * 1000), process_starttime(pid))
     tmp = path.with_name(f".{path.name}.{pid}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, LOCK_FILE_MODE)
     try:
         os.write(fd, body)
         inode = os.fstat(fd).st_ino
@@ -195,7 +198,7 @@ def _create(path: Path, dir_mode: int) -> HeldLock | None:
 
 def _create_exclusive(path: Path, body: bytes) -> HeldLock | None:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, LOCK_FILE_MODE)
     except FileExistsError:
         return None
     try:

@@ -323,8 +323,11 @@ def update_profile(doc: ProfilesDoc, profile_id: str, fields: Mapping[str, Any])
 
 def with_inline_state(doc: ProfilesDoc, state: AuthState) -> ProfilesDoc:
     """Eras A/B: the state keys are written back inside ``auth-profiles.json``."""
-    raw = {k: v for k, v in doc.raw.items() if k not in STATE_KEYS}
-    raw.update(state_object(state, with_version=False))
+    new = state_object(state, with_version=False)
+    # Keys that were inline stay, emptied rather than dropped, so the file keeps its era-A/B
+    # shape and never starts to look like an era-C store (which would move state elsewhere).
+    raw = {k: (new.pop(k, {}) if k in STATE_KEYS else v) for k, v in doc.raw.items()}
+    raw.update(new)
     return ProfilesDoc(entries=doc.entries, raw=raw)
 
 

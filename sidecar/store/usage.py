@@ -55,14 +55,22 @@ def after_failure(usage: UsageStats | None, reason: FailureReason, now_ms: int) 
 
 
 def after_success(usage: UsageStats | None, now_ms: int) -> UsageStats:
-    """``errorCount`` 0, every window cleared, ``lastUsed = now``."""
+    """``errorCount`` 0, every window cleared, ``lastUsed = now``.
+
+    The keys are those OpenClaw 2026.6.1 clears (``resetSuccessfulUsageStats``), the ``blocked*``
+    window included: left in place, it would keep a working profile unusable."""
     return merge_usage(
         usage or UsageStats(),
         {
             "lastUsed": now_ms,
             "errorCount": 0,
+            "blockedUntil": None,
+            "blockedReason": None,
+            "blockedSource": None,
+            "blockedModel": None,
             "cooldownUntil": None,
             "cooldownReason": None,
+            "cooldownModel": None,
             "disabledUntil": None,
             "disabledReason": None,
             "failureCounts": None,

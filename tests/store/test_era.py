@@ -120,11 +120,6 @@ def test_era_d_refusal_message_names_the_database(sd):
     assert str(sd.agent_dir("main") / "openclaw-agent.sqlite") in info.value.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="design: a SQLite error while probing (busy, locked) is read as 'not era D', so a "
-    "JSON store may be created beside an era-D database",
-)
 def test_a_locked_era_d_database_is_still_refused(sd):
     """Detection fails closed: a database that cannot be read right now is not 'no SQLite'."""
     db = sd.agent_dir("main") / "openclaw-agent.sqlite"

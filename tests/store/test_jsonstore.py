@@ -13,7 +13,13 @@ import pytest
 from sidecar.errors import NoProfile, StoreError, StoreReadOnly
 from sidecar.secret import Secret
 from sidecar.store import jsonstore
-from sidecar.store.model import OAuthCredential, SecretRef, TokenCredential, UsageStats
+from sidecar.store.model import (
+    AuthState,
+    OAuthCredential,
+    SecretRef,
+    TokenCredential,
+    UsageStats,
+)
 
 from .conftest import HOUR, NOW
 
@@ -569,3 +575,22 @@ async def test_refresh_of_a_non_oauth_profile_is_no_profile(sd, pid):
     sd.write_profiles("main", {"openai:manual": API_KEY})
     with pytest.raises(NoProfile):
         await sd.store().refresh("main", pid, Exchange(NEW))
+
+
+def test_an_inline_store_emptied_of_state_keeps_its_shape(sd):
+    """Era A/B: clearing every state key leaves them inline (empty), so a later update still
+    writes inline and never creates auth-state.json."""
+    sd.write_profiles(
+        "main",
+        {"openai:a": {"type": "api_key", "provider": "openai", "key": "k"}},
+        order={"openai": ["openai:a"]},
+    )
+    store = sd.store()
+    store.update_state_sync("main", lambda state: AuthState())
+    store.update_state_sync("main", lambda state: AuthState(last_good={"openai": "openai:a"}))
+    doc = sd.load(sd.profiles_path("main"))
+    assert (doc["order"], doc["lastGood"], sd.state_path("main").exists()) == (
+        {},
+        {"openai": "openai:a"},
+        False,
+    )

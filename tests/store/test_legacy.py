@@ -51,11 +51,19 @@ def test_profiles_from_oauth_json():
 
 
 def test_profiles_from_auth_json():
-    """auth.json entries of every type become <provider>:default profiles."""
+    """auth.json entries naming their provider become <provider>:default profiles; entries
+    without a provider field are rejected, as OpenClaw 2026.6.1 does (the key is not used)."""
     doc = {
-        "openai": {"type": "api_key", "key": "sk-1"},
-        "anthropic": {"type": "token", "token": "sk-ant-oat01-t"},
-        "openai-codex": {"access": "a", "refresh": "r", "expires": 5},
+        "a": {"type": "api_key", "provider": "openai", "key": "sk-1"},
+        "b": {"type": "token", "provider": "anthropic", "token": "sk-ant-oat01-t"},
+        "c": {
+            "type": "oauth",
+            "provider": "openai-codex",
+            "access": "a",
+            "refresh": "r",
+            "expires": 5,
+        },
+        "openrouter": {"type": "api_key", "key": "sk-no-provider"},
         "nothing": {"foo": 1},
     }
     assert profiles_from_auth_json(doc) == {
@@ -176,7 +184,8 @@ async def test_refresh_of_imported_profile_writes_a_store_and_keeps_oauth_json(s
 def test_auth_json_is_imported_then_deleted_on_the_first_write(sd, agent):
     """An agent's auth.json shows in its view, then moves into auth-profiles.json and goes."""
     auth = sd.write(
-        sd.agent_dir(agent) / "auth.json", {"openai": {"type": "api_key", "key": "sk-l"}}
+        sd.agent_dir(agent) / "auth.json",
+        {"openai": {"type": "api_key", "provider": "openai", "key": "sk-l"}},
     )
     store = sd.store()
     view = store.view_sync(agent)

@@ -50,9 +50,10 @@ def iso(ms: int) -> str:
 
 
 def test_lock_body_format():
-    """Pretty-printed {pid, createdAt (ISO, ms, Z), starttime}."""
+    """Pretty-printed {pid, createdAt (ISO, ms, Z), starttime} with OpenClaw's final newline."""
     assert lock_body(17051, NOW + 268, 615712) == (
-        b'{\n  "pid": 17051,\n  "createdAt": "2026-01-01T00:00:00.268Z",\n  "starttime": 615712\n}'
+        b'{\n  "pid": 17051,\n  "createdAt": "2026-01-01T00:00:00.268Z",\n'
+        b'  "starttime": 615712\n}\n'
     )
 
 
