@@ -18,7 +18,7 @@ from sidecar.secret import Secret, mask
 # Shapes of credentials a log line must never carry, whatever field they hide in.
 _SECRET_SHAPES = re.compile(
     r"(sk-ant-[A-Za-z0-9_-]{8,}|sk-[A-Za-z0-9_-]{16,}|rt_[A-Za-z0-9_.-]{8,}"
-    r"|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.?[A-Za-z0-9_-]*|Bearer\s+\S+)"
+    r"|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.?[A-Za-z0-9_-]*|(?i:bearer)\s+(?P<bearer>\S+))"
 )
 _SECRET_KEYS = frozenset(
     {
@@ -41,11 +41,20 @@ _SECRET_KEYS = frozenset(
 )
 
 
+def _mask_shape(match: re.Match[str]) -> str:
+    # The credential after "Bearer" is masked on its own: the scheme must not use up the
+    # visible prefix (mask("Bearer abc123def4") would show most of a short token).
+    bearer = match.group("bearer")
+    if bearer is None:
+        return mask(match.group(0))
+    return match.group(0)[: match.start("bearer") - match.start()] + mask(bearer)
+
+
 def redact_value(value: Any) -> Any:
     if isinstance(value, Secret):
         return repr(value)
     if isinstance(value, str):
-        return _SECRET_SHAPES.sub(lambda m: mask(m.group(0)), value)
+        return _SECRET_SHAPES.sub(_mask_shape, value)
     if isinstance(value, Mapping):
         return {
             k: ("***" if str(k).lower() in _SECRET_KEYS else redact_value(v))
@@ -53,7 +62,11 @@ def redact_value(value: Any) -> Any:
         }
     if isinstance(value, list | tuple):
         return [redact_value(v) for v in value]
-    return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    # Anything else would be rendered by its repr (JSONRenderer's fallback), and an exception's
+    # repr can quote a token: redact that text here, before the renderer sees the object.
+    return redact_value(repr(value))
 
 
 def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:

@@ -96,7 +96,11 @@ class Refresher:
         try:
             with anyio.CancelScope(shield=True):
                 result = await self.source.refresh(
-                    agent, view.id, self._exchange, rejected_access=rejected
+                    agent,
+                    view.id,
+                    self._exchange,
+                    rejected_access=rejected,
+                    margin_ms=self.margin_ms,
                 )
             flight.result = result
             return result
@@ -197,7 +201,9 @@ class Refresher:
                     and isinstance(cred, OAuthCredential)
                     and not cred.is_usable(self.clock(), self.margin_ms + lookahead_ms)
                 ):
-                    await self.fresh(agent, view)
+                    # Still usable, so the source would hand it back unrefreshed: force the
+                    # refresh unless someone else has already replaced this access token.
+                    await self.fresh(agent, view, rejected_access=cred.access.reveal())
                     done += 1
             except Exception as exc:
                 log.warning(

@@ -105,7 +105,8 @@ def test_profiles_openclaw_wrote_are_read(seeded: OpenClaw) -> None:
     """Types, providers, secrets and expiry of OpenClaw's profiles come through unchanged."""
     view = store_for(seeded).view_sync("main")
     token, key = view.profiles["anthropic:work"].profile, view.profiles["openrouter:manual"].profile
-    assert isinstance(token, TokenCredential) and isinstance(key, ApiKeyCredential)
+    assert isinstance(token, TokenCredential)
+    assert isinstance(key, ApiKeyCredential)
     assert (token.provider, token.token and token.token.reveal()) == ("anthropic", TOKEN)
     assert token.expires is not None
     assert abs(token.expires - (time.time() * 1000 + 12 * 3600_000)) < 600_000

@@ -1,0 +1,208 @@
+"""Request outcomes: a cooldown visible at once in memory, and usageStats/lastGood written in
+batches to the owner's store in OpenClaw's shape (auth-state.json, or inline for eras A/B)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from structlog.testing import capture_logs
+
+from sidecar.auth.outcomes import Outcomes
+from sidecar.store.jsonstore import JsonStore
+from sidecar.store.layout import Layout
+from sidecar.store.source import StateUpdate
+
+pytestmark = pytest.mark.anyio
+
+NOW = 1_767_225_600_000
+KEY = {"type": "api_key", "provider": "anthropic", "key": "sk-ant-api-x"}
+WORK = "anthropic:work"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Setup:
+    """A state dir with main's store holding ``anthropic:work``, and Outcomes over it."""
+
+    def __init__(self, root: Path) -> None:
+        self.state, home = root / "state", root / "home"
+        home.mkdir()
+        layout = Layout.from_env({"HOME": str(home), "OPENCLAW_STATE_DIR": str(self.state)})
+        self.now = NOW
+        self.store = JsonStore(layout, home=home, clock=lambda: self.now, check_interval_s=0)
+        self.outcomes = Outcomes(self.store, clock=lambda: self.now)
+        self.write_profiles("main", {"version": 1, "profiles": {WORK: KEY}})
+
+    def path(self, agent: str, name: str) -> Path:
+        return self.state / "agents" / agent / "agent" / name
+
+    def write_profiles(self, agent: str, doc: Any) -> None:
+        path = self.path(agent, "auth-profiles.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc))
+
+    def load(self, agent: str, name: str) -> Any:
+        return json.loads(self.path(agent, name).read_bytes())
+
+
+@pytest.fixture
+def s(tmp_path: Path) -> Setup:
+    return Setup(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        None,
+        {"version": 1, "order": {"anthropic": [WORK]}, "lastGood": {"anthropic": WORK}},
+        {"version": 1, "lastGood": {"anthropic": "anthropic:other", "openai": "openai:x"}},
+    ],
+    ids=["no-state", "already-last-good", "other-last-good"],
+)
+async def test_success_writes_usage_and_last_good(s: Setup, before: dict[str, Any] | None) -> None:
+    """A success becomes lastUsed/errorCount 0 and lastGood[provider] in auth-state.json."""
+    if before is not None:
+        s.path("main", "auth-state.json").write_text(json.dumps(before))
+    s.outcomes.success("main", "anthropic", WORK)
+    await s.outcomes.flush()
+    before = before or {"version": 1}
+    assert s.load("main", "auth-state.json") == {
+        **before,
+        "lastGood": {**before.get("lastGood", {}), "anthropic": WORK},
+        "usageStats": {WORK: {"lastUsed": NOW, "errorCount": 0}},
+    }
+
+
+async def test_failure_cools_down_at_once_and_is_written(s: Setup) -> None:
+    """A failure is visible via cooling_until before any write; the flush writes the ladder."""
+    s.outcomes.failure("main", "anthropic", WORK, "rate_limit")
+    assert s.outcomes.cooling_until("main", WORK) == NOW + 30_000
+    assert not s.path("main", "auth-state.json").exists()
+    await s.outcomes.flush()
+    assert s.load("main", "auth-state.json") == {
+        "version": 1,
+        "usageStats": {
+            WORK: {
+                "errorCount": 1,
+                "failureCounts": {"rate_limit": 1},
+                "lastFailureAt": NOW,
+                "cooldownUntil": NOW + 30_000,
+                "cooldownReason": "rate_limit",
+            }
+        },
+    }
+
+
+async def test_batch_applies_in_order_per_owner(s: Setup) -> None:
+    """One flush applies a batch in order, each outcome to its owner's own store."""
+    s.write_profiles("work", {"version": 1, "profiles": {"openai:w": KEY | {"provider": "openai"}}})
+    s.outcomes.failure("main", "anthropic", WORK, "overloaded")
+    s.now += 1_000
+    s.outcomes.failure("main", "anthropic", WORK, "overloaded")
+    s.outcomes.success("work", "openai", "openai:w")
+    await s.outcomes.flush()
+    assert s.load("main", "auth-state.json")["usageStats"][WORK] == {
+        "errorCount": 2,
+        "failureCounts": {"overloaded": 2},
+        "lastFailureAt": NOW + 1_000,
+        "cooldownUntil": NOW + 61_000,
+        "cooldownReason": "overloaded",
+    }
+    assert s.load("work", "auth-state.json") == {
+        "version": 1,
+        "lastGood": {"openai": "openai:w"},
+        "usageStats": {"openai:w": {"lastUsed": NOW + 1_000, "errorCount": 0}},
+    }
+
+
+async def test_success_ends_the_cooldown(s: Setup) -> None:
+    """A success after a failure clears both the in-memory cooldown and the stored window."""
+    s.outcomes.failure("main", "anthropic", WORK, "auth")
+    s.outcomes.success("main", "anthropic", WORK)
+    assert s.outcomes.cooling_until("main", WORK) == 0
+    await s.outcomes.flush()
+    assert s.load("main", "auth-state.json")["usageStats"][WORK] == {
+        "errorCount": 0,
+        "lastFailureAt": NOW,
+        "lastUsed": NOW,
+    }
+
+
+async def test_cooldowns_are_per_owner_and_profile(s: Setup) -> None:
+    """A failure cools only that (owner, profile); a later failure never shortens it."""
+    s.outcomes.failure("main", "anthropic", WORK, "timeout")
+    s.now -= 10_000  # a clock step back must not shorten the window
+    s.outcomes.failure("main", "anthropic", WORK, "timeout")
+    cooling = [s.outcomes.cooling_until(o, p) for o, p in [("main", WORK), ("work", WORK)]]
+    assert cooling == [NOW + 30_000, 0]
+
+
+async def test_inline_store_keeps_state_inline(s: Setup) -> None:
+    """An era-A/B store with inline state gets usageStats/lastGood back inline, no state file."""
+    s.write_profiles(
+        "main",
+        {"version": 1, "profiles": {WORK: KEY}, "order": {"anthropic": [WORK]}, "usageStats": {}},
+    )
+    s.outcomes.success("main", "anthropic", WORK)
+    await s.outcomes.flush()
+    assert s.load("main", "auth-profiles.json") == {
+        "version": 1,
+        "profiles": {WORK: KEY},
+        "order": {"anthropic": [WORK]},
+        "lastGood": {"anthropic": WORK},
+        "usageStats": {WORK: {"lastUsed": NOW, "errorCount": 0}},
+    }
+    assert not s.path("main", "auth-state.json").exists()
+
+
+async def test_write_failure_is_logged_not_raised(s: Setup) -> None:
+    """An unreadable owner store is logged; other owners in the batch are still written."""
+    s.path("broken", "auth-profiles.json").parent.mkdir(parents=True)
+    s.path("broken", "auth-profiles.json").write_text("{not json")
+    s.outcomes.success("broken", "anthropic", WORK)
+    s.outcomes.success("main", "anthropic", WORK)
+    with capture_logs() as logs:
+        await s.outcomes.flush()
+    assert logs == [
+        {
+            "event": "usage_write_failed",
+            "log_level": "warning",
+            "agent": "broken",
+            "code": "store_unreadable",
+        }
+    ]
+    assert s.load("main", "auth-state.json")["lastGood"] == {"anthropic": WORK}
+
+
+class SignallingStore:
+    """The store, setting ``written`` after each state update."""
+
+    def __init__(self, inner: JsonStore) -> None:
+        self.inner = inner
+        self.written = anyio.Event()
+
+    async def update_state(self, agent: str, update: StateUpdate) -> None:
+        await self.inner.update_state(agent, update)
+        self.written.set()
+
+
+async def test_run_flushes_as_soon_as_a_failure_arrives(s: Setup) -> None:
+    """The background writer wakes on a failure instead of waiting out its interval."""
+    signalling = SignallingStore(s.store)
+    outcomes = Outcomes(signalling, clock=lambda: NOW)  # type: ignore[arg-type]
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(outcomes.run, 3600.0)
+            outcomes.failure("main", "anthropic", WORK, "billing")
+            await signalling.written.wait()
+            tg.cancel_scope.cancel()
+    assert s.load("main", "auth-state.json")["usageStats"][WORK]["disabledUntil"] == (
+        NOW + 5 * 3_600_000
+    )
