@@ -36,19 +36,25 @@ def _by_expiry(expires: int, now_ms: int) -> str:
 
 
 def label(profile: Profile) -> str:
-    """The masked secret, or where a SecretRef points (never a secret)."""
+    """OpenClaw's ``label``: the profile id, with the email when there is one."""
+    return f"{profile.id} ({profile.email})" if profile.email else profile.id
+
+
+def secret_label(profile: Profile) -> str:
+    """The secret as OpenClaw's ``models status`` shows it: masked (first/last characters),
+    ``token:`` before a token, ``ref(source:id)`` for a SecretRef, ``OAuth (email)``."""
+    if isinstance(profile, OAuthCredential):
+        return f"OAuth ({profile.email})" if profile.email else "OAuth"
     secret: Secret | None
     if isinstance(profile, ApiKeyCredential):
-        secret, ref = profile.key, profile.key_ref
-    elif isinstance(profile, TokenCredential):
-        secret, ref = profile.token, profile.token_ref
+        prefix, secret, ref = "", profile.key, profile.key_ref
     else:
-        secret, ref = profile.access, None
+        prefix, secret, ref = "token:", profile.token, profile.token_ref
     if secret:
-        return secret.label()
+        return prefix + secret.label()
     if ref is not None:
-        return f"{ref.source}:{ref.provider}:{ref.id}"
-    return "missing"
+        return f"{prefix}ref({ref.source}:{ref.id})"
+    return prefix + "missing"
 
 
 def expires_at(profile: Profile) -> int | None:
@@ -71,6 +77,7 @@ def profile_entry(view: ProfileView, agent: AgentView, now_ms: int) -> dict[str,
         "owner": view.owner,
         "inherited": view.owner != agent.agent,
         "label": label(profile),
+        "secret": secret_label(profile),
         "email": profile.email,
         "cooldownUntil": cooldown,
     }

@@ -68,19 +68,35 @@ def test_profile_status(raw: dict[str, Any], expected: str) -> None:
         (api_key(key=LONG_KEY), "sk-proj-...12345678"),
         (api_key(key="sk-short-16chars"), "sk...rs"),  # up to 16 characters: 2 each side
         (api_key(key="abcdef"), "a...f"),  # up to 6: 1 each side
-        (api_key(keyRef=ENV_REF), "env:default:OPENAI_API_KEY"),
-        (api_key(key="${MY_KEY}"), "env:default:MY_KEY"),
+        (api_key(keyRef=ENV_REF), "ref(env:OPENAI_API_KEY)"),
+        (api_key(key="${MY_KEY}"), "ref(env:MY_KEY)"),
         (
             token(tokenRef={"source": "file", "provider": "vault", "id": "/anthropic/token"}),
-            "file:vault:/anthropic/token",
+            "token:ref(file:/anthropic/token)",
         ),
-        (token(token="sk-ant-oat01-" + "x" * 60 + "TAIL1234"), "sk-ant-o...TAIL1234"),
-        (oauth(access="eyJhbGciOi.payload-part.signature", refresh="r"), "eyJhbGci...ignature"),
+        (token(token="sk-ant-oat01-" + "x" * 60 + "TAIL1234"), "token:sk-ant-o...TAIL1234"),
+        (token(), "token:missing"),
+        (oauth(access="eyJhbGciOi.payload-part.signature", refresh="r"), "OAuth"),
+        (oauth(access="a", refresh="r", email="me@example.com"), "OAuth (me@example.com)"),
         (api_key(), "missing"),
     ],
 )
-def test_label_masks_secrets_and_names_refs(raw: dict[str, Any], expected: str) -> None:
-    """Labels show first 8...last 8 of a secret, or source:provider:id of a ref, never more."""
+def test_secret_label_masks_like_openclaw(raw: dict[str, Any], expected: str) -> None:
+    """Secrets show as OpenClaw's status shows them: masked, ref(source:id), or OAuth (email)."""
+    profile = parse_entry("p:x", raw)
+    assert not isinstance(profile, InvalidEntry)
+    assert status.secret_label(profile) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (api_key(key=LONG_KEY), "p:x"),
+        (oauth(access="a", refresh="r", email="e@x.io"), "p:x (e@x.io)"),
+    ],
+)
+def test_label_is_the_id_with_the_email(raw: dict[str, Any], expected: str) -> None:
+    """``label`` is OpenClaw's: the profile id, and the email when there is one."""
     profile = parse_entry("p:x", raw)
     assert not isinstance(profile, InvalidEntry)
     assert status.label(profile) == expected
@@ -137,7 +153,8 @@ def test_report_names_owner_and_file_of_inherited_profiles(tmp_path: Path) -> No
                         "source": work_file,
                         "owner": "work",
                         "inherited": False,
-                        "label": "env:default:OPENAI_API_KEY",
+                        "label": "w:k",
+                        "secret": "ref(env:OPENAI_API_KEY)",
                         "email": None,
                         "cooldownUntil": None,
                     },
@@ -151,7 +168,8 @@ def test_report_names_owner_and_file_of_inherited_profiles(tmp_path: Path) -> No
                         "source": main_file,
                         "owner": "main",
                         "inherited": True,
-                        "label": "sk-proj-...12345678",
+                        "label": "c:a (a@example.com)",
+                        "secret": "OAuth (a@example.com)",
                         "email": "a@example.com",
                         "cooldownUntil": NOW + MIN,
                     },
