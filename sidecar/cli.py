@@ -8,13 +8,16 @@ import json
 import os
 import re
 import sys
+import webbrowser
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
+import httpx
 
-from sidecar import log, server, status
+from sidecar import imports, log, server, status
+from sidecar.auth import login
 from sidecar.config import Settings, load_settings, with_overrides
 from sidecar.errors import SidecarError
 from sidecar.store.jsonstore import JsonStore, now_ms
@@ -25,6 +28,8 @@ EXAMPLES = """\
 examples:
   openclaw-sidecar status                       every agent's profiles and their state
   openclaw-sidecar status --agent work --json   one agent, machine-readable
+  openclaw-sidecar login --provider openai-codex --agent work
+  openclaw-sidecar import claude-cli
   printf '%s\\n' "$KEY" | openclaw-sidecar paste-api-key --provider openai --agent work
   claude setup-token | openclaw-sidecar paste-token --provider anthropic --profile-id anthropic:work
 """
@@ -37,6 +42,29 @@ examples:
   openclaw-sidecar serve --config ~/.config/openclaw-sidecar/config.toml
   ANTHROPIC_BASE_URL=http://127.0.0.1:18801/anthropic ANTHROPIC_API_KEY=unused claude -p hi
   OPENAI_BASE_URL=http://127.0.0.1:18801/agents/work/openai/v1 OPENAI_API_KEY=unused my-agent
+"""
+LOGIN_EPILOG = """\
+Opens the provider's sign-in page (PKCE, state checked) and waits for the browser's callback on
+the redirect URI's port (http://localhost:1455/auth/callback for Codex), or for the redirect
+URL, code#state or code pasted on stdin. --provider openai is the same ChatGPT/Codex login,
+stored as provider openai-codex. Anthropic's sign-in page shows code#state to paste.
+
+examples:
+  openclaw-sidecar login --provider openai-codex
+  openclaw-sidecar login --provider openai-codex --agent work --no-browser
+  openclaw-sidecar login --provider anthropic --profile-id anthropic:work
+  claude setup-token | openclaw-sidecar paste-token --provider anthropic   (a setup token)
+"""
+IMPORT_EPILOG = """\
+claude-cli reads ~/.claude/.credentials.json and stores anthropic:claude-cli; codex-cli reads
+$CODEX_HOME/auth.json (else ~/.codex/auth.json) and stores openai-codex:codex-cli, or
+openai:codex-cli when the file holds only an OPENAI_API_KEY. Refresh tokens are single-use:
+once the sidecar refreshes an imported login, the other CLI's copy is dead.
+
+examples:
+  openclaw-sidecar import claude-cli
+  openclaw-sidecar import codex-cli --agent work
+  openclaw-sidecar import claude-cli --path /mnt/laptop/.claude/.credentials.json
 """
 _DURATION = re.compile(r"^(\d+)\s*(ms|s|m|h|d|w)$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
@@ -107,7 +135,7 @@ def _status_table(doc: dict[str, Any]) -> str:
             cooldown = "  cooldown" if p["cooldownUntil"] else ""
             lines.append(
                 f"  {p['profileId']:<40} {p['type']:<8} {p['status']:<9} {left:>7}  "
-                f"{p['label']}  {p['source']}{' (inherited)' if p['inherited'] else ''}{cooldown}"
+                f"{p['secret']}  {p['source']}{' (inherited)' if p['inherited'] else ''}{cooldown}"
             )
         lines += [f"  skipped {s['profileId']}: {s['reason']}" for s in agent["skipped"]]
     lines += [f"agent {e['agent']}: {e['code']}: {e['message']}" for e in doc["errors"]]
@@ -164,6 +192,71 @@ def cmd_paste(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+# --- login and import ----------------------------------------------------------------------
+
+
+def _profile_id(args: argparse.Namespace) -> str | None:
+    if args.profile_id is not None and ":" not in args.profile_id:
+        raise UsageError(f"--profile-id {args.profile_id!r}: use <provider>:<name>")
+    return str(args.profile_id) if args.profile_id is not None else None
+
+
+def _stdin_fd() -> int | None:
+    try:
+        return sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # no stdin, or not a real file
+        return None
+
+
+def cmd_login(args: argparse.Namespace, out: TextIO) -> int:
+    settings, agent, profile_id = settings_of(args), check_agent_id(args.agent), _profile_id(args)
+    asked = args.provider.strip().lower()
+    provider = "openai-codex" if asked == "openai" else asked  # one ChatGPT login (store §3)
+    auth = server.auth_lookup(settings.providers)(provider)
+    if auth is None or auth.authorize_url is None or auth.redirect_uri is None:
+        raise UsageError(
+            f"--provider {asked}: no browser login is configured; store its credential with "
+            "paste-api-key, or paste-token (Anthropic: claude setup-token | openclaw-sidecar "
+            "paste-token --provider anthropic)"
+        )
+    if not 0 < args.timeout <= 3600:
+        raise UsageError(f"--timeout {args.timeout:g}: give seconds above 0, at most 3600")
+    if asked != provider:
+        sys.stderr.write("--provider openai: storing the ChatGPT login as provider openai-codex\n")
+    store = open_store(args, os.environ)
+    store.view_sync(agent)  # an unreadable store fails now, not after the user signed in
+    with httpx.Client(timeout=settings.refresh.timeout_seconds) as client:
+        fields = login.run_login(
+            auth,
+            timeout_s=args.timeout,
+            notify=sys.stderr.write,
+            open_browser=None if args.no_browser else webbrowser.open,
+            stdin_fd=_stdin_fd(),
+            client=client,
+            now_ms=now_ms,
+        )
+    email = fields.get("email")
+    profile_id = profile_id or login.profile_id_for(provider, str(email) if email else None)
+    path = store.put_profile_sync(agent, profile_id, fields)
+    out.write(f"Stored {profile_id} (oauth, provider {provider}) for agent {agent} in {path}\n")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
+    settings, agent, profile_id = settings_of(args), check_agent_id(args.agent), _profile_id(args)
+    path = Path(args.path).expanduser() if args.path else None
+    path = path or imports.default_path(args.source, os.environ)
+    found = imports.read(args.source, path)
+    profile_id = profile_id or found.profile_id
+    stored = open_store(args, os.environ).put_profile_sync(agent, profile_id, found.fields)
+    kind = f"{found.fields['type']}, provider {found.fields['provider']}"
+    out.write(f"Stored {profile_id} ({kind}) for agent {agent} in {stored}\n")
+    first = settings.listeners[0]
+    base = imports.sidecar_base(first.host, first.port, agent, settings.default_agent)
+    sys.stderr.write(imports.ownership_notice(args.source, found, path, base))
+    return 0
+
+
 # --- parser -----------------------------------------------------------------------------------
 
 
@@ -215,6 +308,35 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "paste-token":
             p.add_argument("--expires-in", help="e.g. 12h, 30d")
         p.set_defaults(run=cmd_paste)
+
+    lg = sub.add_parser(
+        "login",
+        parents=[common],
+        help="sign in with a browser and store an oauth profile",
+        epilog=LOGIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    lg.add_argument("--provider", required=True, help="openai-codex (alias openai), anthropic")
+    lg.add_argument("--agent", default=DEFAULT_AGENT)
+    lg.add_argument("--profile-id", help="default: <provider>:<email of the account>")
+    lg.add_argument("--no-browser", action="store_true", help="only print the URL to open")
+    lg.add_argument(
+        "--timeout", type=float, default=300, help="seconds to wait for the sign-in (300)"
+    )
+    lg.set_defaults(run=cmd_login)
+
+    im = sub.add_parser(
+        "import",
+        parents=[common],
+        help="take Claude Code's or the Codex CLI's login into the store",
+        epilog=IMPORT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    im.add_argument("source", choices=imports.SOURCES, help="whose login to import")
+    im.add_argument("--agent", default=DEFAULT_AGENT)
+    im.add_argument("--path", help="the credential file (default: that CLI's own)")
+    im.add_argument("--profile-id", help="default: anthropic:claude-cli / openai-codex:codex-cli")
+    im.set_defaults(run=cmd_import)
     return parser
 
 

@@ -106,11 +106,20 @@ class Proxy:
         view = await self.source.view(route.agent)
         cred, chosen, spec = await self._credential(route, view, ex)
         url = upstream_url(spec.base_url, route.upstream_path, scope.get("query_string", b""))
-        response = await self._send(scope, url, spec, cred, body.stream())
+        response = await self._send(scope, url, spec, cred, await self._content(raw, body))
         if response.status_code == 401 and cred.type == "oauth":
             response = await self._replay(scope, url, spec, cred, chosen, body, response, ex)
         self._record(chosen, response.status_code)
         await self._stream_back(response, receive, send, body, ex)
+
+    @staticmethod
+    async def _content(raw: list[tuple[bytes, bytes]], body: RequestBody) -> Any:
+        """The body to send: streamed when the client sent one; else read (it is empty) so
+        httpx adds no chunked framing to a GET (RFC 9112 §6.3)."""
+        if rules.declares_body(raw):
+            return body.stream()
+        await body.drain()
+        return body.kept()
 
     def _check_caller(self, raw: list[tuple[bytes, bytes]]) -> None:
         expected = self.listener.client_token
@@ -127,7 +136,7 @@ class Proxy:
         headers = {
             k.decode("latin-1").lower(): v.decode("latin-1")
             for k, v in scope["headers"]
-            if k[:12].lower() == b"x-openclaw-"
+            if k.lower().startswith(rules.OPENCLAW_PREFIX)
         }
         return resolve_route(
             raw_path,

@@ -163,6 +163,16 @@ def response_headers(upstream: Sequence[tuple[bytes, bytes]]) -> RawHeaders:
     return [(name, value) for name, value in upstream if not _is_hop_by_hop(name.lower(), named)]
 
 
+def declares_body(headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    """Whether a request has a body: RFC 9112 §6.3, a request with neither Content-Length nor
+    Transfer-Encoding has none, and must not gain chunked framing on the way upstream."""
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"transfer-encoding" or (lowered == b"content-length" and value != b"0"):
+            return True
+    return False
+
+
 def client_token_from(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
     """The caller's token: ``Authorization: Bearer``, x-api-key, api-key or x-openclaw-token."""
     first: dict[bytes, bytes] = {}

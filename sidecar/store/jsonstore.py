@@ -209,16 +209,25 @@ class JsonStore:
     # --- writing -------------------------------------------------------------------------------
 
     async def refresh(
-        self, agent: str, profile_id: str, exchange: Exchange, *, rejected_access: str | None = None
+        self,
+        agent: str,
+        profile_id: str,
+        exchange: Exchange,
+        *,
+        rejected_access: str | None = None,
+        margin_ms: int = model.REFRESH_MARGIN_MS,
     ) -> OAuthCredential:
         owner, provider = self._owner(await self.view(agent), profile_id)
         refresh_lock = self.layout.refresh_lock_path(provider, profile_id)
         async with self._alock(refresh_lock, locks.REFRESH_LOCK), self._astore_lock(owner):
             disk = await anyio.to_thread.run_sync(self.read_disk, owner)
             current = _oauth(disk, profile_id)
-            if current.is_usable(self.clock()) and current.access.reveal() != rejected_access:
+            # By the refresher's margin: judged by OpenClaw's 5 minutes, a credential another
+            # process just refreshed with a shorter margin would be refreshed again at once.
+            usable = current.is_usable(self.clock(), margin_ms)
+            if usable and current.access.reveal() != rejected_access:
                 return current  # someone else refreshed while we waited for the locks
-            fields = await self._exchange_or_adopt(owner, profile_id, current, exchange)
+            fields = await self._exchange_or_adopt(owner, profile_id, current, exchange, margin_ms)
             if isinstance(fields, OAuthCredential):
                 return fields
             updated = model.update_profile(disk.doc, profile_id, fields)
@@ -226,7 +235,12 @@ class JsonStore:
             return _oauth_from(updated, profile_id)
 
     async def _exchange_or_adopt(
-        self, owner: str, profile_id: str, current: OAuthCredential, exchange: Exchange
+        self,
+        owner: str,
+        profile_id: str,
+        current: OAuthCredential,
+        exchange: Exchange,
+        margin_ms: int,
     ) -> Mapping[str, Any] | OAuthCredential:
         try:
             return await exchange(current)
@@ -236,7 +250,7 @@ class JsonStore:
             # A rejected refresh token may mean a writer outside our locks rotated it: adopt
             # a fresher credential if the store now holds one, else report the failure.
             again = _oauth(await anyio.to_thread.run_sync(self.read_disk, owner), profile_id)
-            if again.refresh != current.refresh and again.is_usable(self.clock()):
+            if again.refresh != current.refresh and again.is_usable(self.clock(), margin_ms):
                 return again
             raise
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from sidecar.store.model import AuthState, OAuthCredential
+from sidecar.store.model import REFRESH_MARGIN_MS, AuthState, OAuthCredential
 from sidecar.store.views import AgentView
 
 # Called with the credential read under the locks; returns the fields the provider gave back,
@@ -29,10 +29,17 @@ class CredentialSource(Protocol):
         ...
 
     async def refresh(
-        self, agent: str, profile_id: str, exchange: Exchange, *, rejected_access: str | None = None
+        self,
+        agent: str,
+        profile_id: str,
+        exchange: Exchange,
+        *,
+        rejected_access: str | None = None,
+        margin_ms: int = REFRESH_MARGIN_MS,
     ) -> OAuthCredential:
         """Refresh under the cross-process locks, or adopt a credential someone else already
-        refreshed. ``rejected_access`` forces a refresh unless the stored access token differs."""
+        refreshed (one usable for more than ``margin_ms``, the refresher's own margin).
+        ``rejected_access`` forces a refresh unless the stored access token differs."""
         ...
 
     async def update_state(self, agent: str, update: StateUpdate) -> None:

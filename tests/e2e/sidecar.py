@@ -142,7 +142,7 @@ def _copy_log(
 ) -> None:
     seen = 0
     assert proc.stdout is not None
-    with path.open("wb") as log:
+    with path.open("wb") as log, proc.stdout:  # closed at EOF: no ResourceWarning
         for line in proc.stdout:
             log.write(line)
             log.flush()

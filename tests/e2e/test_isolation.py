@@ -1,0 +1,343 @@
+"""Isolation by port, and a credential only ever going to its provider's base URL.
+
+One sidecar with a shared listener, a ``personal``-bound port and a ``work``-bound port, both
+bound ports with a client token (0600 files). The work port never reaches personal's
+credentials, whatever the path, header or profile pin says; traversal, absolute-form targets and
+Host tricks never send a request anywhere but the configured upstream.
+
+Documented behaviour: ``work`` inherits ``main``'s profiles (OpenClaw's read-through, store spec
+§7), so a pin of a main profile on the work port resolves inside work's view and succeeds with
+main's credential. Only profiles of other agents (``personal``) are out of reach.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import (
+    PREFIXES,
+    RawResponse,
+    Running,
+    SidecarFactory,
+    Wire,
+    anthropic_style,
+    openai_style,
+    provider_tables,
+    sidecar_error,
+)
+from tests.fakes.upstream import FakeUpstream
+
+pytestmark = pytest.mark.e2e
+
+SHARED, PERSONAL, WORK = 0, 1, 2
+CHAT: dict[str, Any] = {"model": "gpt-fake", "messages": [{"role": "user", "content": "hi"}]}
+MESSAGE: dict[str, Any] = {
+    "model": "claude-fake",
+    "max_tokens": 16,
+    "messages": [{"role": "user", "content": "hi"}],
+}
+ANTHROPIC_HEADERS = {"anthropic-version": "2023-06-01"}
+
+
+@pytest.fixture(scope="module")
+def sidecar(sidecar_factory: SidecarFactory, fake: FakeUpstream) -> Running:
+    """Shared, personal-bound and work-bound (client token) listeners in front of the fake."""
+    running = sidecar_factory.start(
+        [{"host": "127.0.0.1"}, {"agent": "personal"}, {"agent": "work"}],
+        provider_tables(fake.url),
+        client_tokens={PERSONAL: "client:personal", WORK: "client:work"},
+    )
+    keys = running.canaries.keys
+    fake.expect(PREFIXES["openai"], [keys[f"openai:{a}"] for a in ("main", "personal", "work")])
+    fake.expect(
+        PREFIXES["anthropic"], [keys[f"anthropic:{a}"] for a in ("main", "personal", "work")]
+    )
+    return running
+
+
+def token(sidecar: Running, agent: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {sidecar.canaries.keys[f'client:{agent}']}"}
+
+
+KINDS = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error"}
+
+
+def openai_error(response: httpx.Response | RawResponse, status: int, code: str) -> None:
+    """``response`` is the sidecar's OpenAI-style error ``code`` with ``status``."""
+    kind = KINDS.get(status, "not_found_error")
+    assert sidecar_error(response) == openai_style(status, code, kind)
+
+
+def anthropic_error(response: httpx.Response, status: int, code: str) -> None:
+    """``response`` is the sidecar's Anthropic-style error ``code`` with ``status``."""
+    kind = KINDS.get(status, "not_found_error")
+    assert sidecar_error(response) == anthropic_style(status, code, kind)
+
+
+def authorization_seen(fake: FakeUpstream) -> list[str]:
+    return [r.headers.get("authorization", "") for r in fake.requests]
+
+
+# --------------------------------------------------------------------------- the work port
+
+
+def test_work_port_serves_work(sidecar: Running, fake: FakeUpstream, http: httpx.Client) -> None:
+    """With its client token, the work port uses work's own profile; the token stays here."""
+    response = http.post(
+        sidecar.url(WORK) + "/openai/v1/chat/completions", json=CHAT, headers=token(sidecar, "work")
+    )
+    assert response.status_code == 200
+    assert authorization_seen(fake) == [f"Bearer {sidecar.canaries.keys['openai:work']}"]
+    client_token = sidecar.canaries.keys["client:work"]
+    assert [v for _, v in fake.requests[0].raw_headers if client_token in v] == []
+
+
+def test_work_port_client_token_in_x_api_key(
+    sidecar: Running, fake: FakeUpstream, http: httpx.Client
+) -> None:
+    """The client token may come as the Anthropic SDK's x-api-key; it is not forwarded."""
+    headers = {"x-api-key": sidecar.canaries.keys["client:work"], **ANTHROPIC_HEADERS}
+    response = http.post(
+        sidecar.url(WORK) + "/anthropic/v1/messages", json=MESSAGE, headers=headers
+    )
+    assert response.status_code == 200
+    got = fake.requests[0]
+    assert (got.headers.get("x-api-key"), got.headers["authorization"]) == (
+        None,
+        f"Bearer {sidecar.canaries.keys['anthropic:work']}",
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/agents/personal/openai/v1/chat/completions",
+        "/agents/personal/openai@openai:personal/v1/chat/completions",
+        "/agents/main/openai/v1/chat/completions",
+    ],
+)
+def test_work_port_refuses_other_agents_by_path(
+    sidecar: Running, fake: FakeUpstream, http: httpx.Client, path: str
+) -> None:
+    """A path naming another agent is 403 agent_mismatch, and nothing goes upstream."""
+    response = http.post(sidecar.url(WORK) + path, json=CHAT, headers=token(sidecar, "work"))
+    openai_error(response, 403, "agent_mismatch")
+    assert fake.requests == []
+
+
+def test_work_port_refuses_other_agents_by_header(
+    sidecar: Running, fake: FakeUpstream, http: httpx.Client
+) -> None:
+    """X-OpenClaw-Agent: personal on the work port is 403 agent_mismatch."""
+    headers = {**token(sidecar, "work"), "X-OpenClaw-Agent": "personal"}
+    response = http.post(
+        sidecar.url(WORK) + "/openai/v1/chat/completions", json=CHAT, headers=headers
+    )
+    openai_error(response, 403, "agent_mismatch")
+    assert fake.requests == []
+
+
+def test_work_port_anthropic_mismatch_is_anthropic_shaped(
+    sidecar: Running, fake: FakeUpstream, http: httpx.Client
+) -> None:
+    """The same refusal on an anthropic path comes in Anthropic's error shape."""
+    response = http.post(
+        sidecar.url(WORK) + "/agents/personal/anthropic/v1/messages",
+        json=MESSAGE,
+        headers={**token(sidecar, "work"), **ANTHROPIC_HEADERS},
+    )
+    anthropic_error(response, 403, "agent_mismatch")
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/openai@openai:personal/v1/chat/completions", {}),
+        ("/agents/work/openai@openai:personal/v1/chat/completions", {}),
+        ("/openai/v1/chat/completions", {"X-OpenClaw-Profile": "openai:personal"}),
+        ("/openai@anthropic:personal/v1/chat/completions", {}),
+    ],
+)
+def test_work_port_cannot_pin_personal_profiles(
+    sidecar: Running, fake: FakeUpstream, http: httpx.Client, path: str, headers: dict[str, str]
+) -> None:
+    """A pin of a profile only personal has is 404 no_profile inside work's view."""
+    response = http.post(
+        sidecar.url(WORK) + path, json=CHAT, headers={**token(sidecar, "work"), **headers}
+    )
+    openai_error(response, 404, "no_profile")
+    assert fake.requests == []
+
+
+def test_work_port_anthropic_pin_of_personal_is_not_found(
+    sidecar: Running, fake: FakeUpstream, http: httpx.Client
+) -> None:
+    """The Anthropic form of the same pin: 404 no_profile, Anthropic-shaped."""
+    response = http.post(
+        sidecar.url(WORK) + "/anthropic@anthropic:personal/v1/messages",
+        json=MESSAGE,
+        headers={**token(sidecar, "work"), **ANTHROPIC_HEADERS},
+    )
+    anthropic_error(response, 404, "no_profile")
+    assert fake.requests == []
+
+
+def test_work_port_pin_of_main_profile_uses_inheritance(
+    sidecar: Running, fake: FakeUpstream, http: httpx.Client
+) -> None:
+    """work inherits main's profiles, so pinning openai:main on the work port uses main's key."""
+    response = http.post(
+        sidecar.url(WORK) + "/openai@openai:main/v1/chat/completions",
+        json=CHAT,
+        headers=token(sidecar, "work"),
+    )
+    assert response.status_code == 200
+    assert authorization_seen(fake) == [f"Bearer {sidecar.canaries.keys['openai:main']}"]
+
+
+@pytest.mark.parametrize(
+    "who",
+    ["missing", "wrong", "personal", "wrong-x-api-key", "personal-x-openclaw-token", "basic"],
+)
+def test_work_port_requires_its_client_token(
+    sidecar: Running, fake: FakeUpstream, http: httpx.Client, who: str
+) -> None:
+    """No token, a wrong one or personal's token (in any header) is 401 caller_unauthorized."""
+    personal = sidecar.canaries.keys["client:personal"]
+    work = sidecar.canaries.keys["client:work"]
+    headers = {
+        "missing": {},
+        "wrong": {"authorization": "Bearer not-the-token"},
+        "personal": {"authorization": f"Bearer {personal}"},
+        "wrong-x-api-key": {"x-api-key": work + "x"},
+        "personal-x-openclaw-token": {"x-openclaw-token": personal},
+        "basic": {"authorization": f"Basic {work}"},
+    }[who]
+    response = http.post(
+        sidecar.url(WORK) + "/openai/v1/chat/completions", json=CHAT, headers=headers
+    )
+    openai_error(response, 401, "caller_unauthorized")
+    assert fake.requests == []
+
+
+def test_personal_port_refuses_work(
+    sidecar: Running, fake: FakeUpstream, http: httpx.Client
+) -> None:
+    """The personal port is bound the same way: work by path is 403, its own agent works."""
+    refused = http.post(
+        sidecar.url(PERSONAL) + "/agents/work/openai/v1/chat/completions",
+        json=CHAT,
+        headers=token(sidecar, "personal"),
+    )
+    openai_error(refused, 403, "agent_mismatch")
+    served = http.post(
+        sidecar.url(PERSONAL) + "/openai/v1/chat/completions",
+        json=CHAT,
+        headers=token(sidecar, "personal"),
+    )
+    assert served.status_code == 200
+    assert authorization_seen(fake) == [f"Bearer {sidecar.canaries.keys['openai:personal']}"]
+
+
+def test_work_token_does_not_open_the_personal_port(
+    sidecar: Running, fake: FakeUpstream, http: httpx.Client
+) -> None:
+    """Each bound port checks its own token: work's is 401 on the personal port."""
+    response = http.post(
+        sidecar.url(PERSONAL) + "/openai/v1/chat/completions",
+        json=CHAT,
+        headers=token(sidecar, "work"),
+    )
+    openai_error(response, 401, "caller_unauthorized")
+    assert fake.requests == []
+
+
+# --------------------------------------------------------------------------- paths and hosts
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/openai/../anthropic/v1/messages",
+        "/openai/%2e%2e/anthropic/v1/messages",
+        "/openai/%2E%2E/anthropic/v1/messages",
+        "/openai/v1/%252e%252e/%252e%252e/anthropic/v1/messages",
+        "/openai/v1/./chat/completions",
+        "/openai/v1/chat%2fcompletions",
+        "/openai/v1/..%2f..%2fanthropic/v1/messages",
+        "/openai/v1/%5c..%5canthropic",
+        "//evil.example/openai/v1/chat/completions",
+        "/agents/work/../personal/openai/v1/chat/completions",
+    ],
+)
+@pytest.mark.parametrize("port", [SHARED, WORK])
+def test_traversal_is_invalid_path(
+    sidecar: Running, fake: FakeUpstream, wire: Wire, target: str, port: int
+) -> None:
+    """Dot segments, raw or encoded (even twice), and encoded slashes are 400 invalid_path."""
+    response = wire.raw(
+        sidecar.url(port),
+        "POST",
+        target,
+        headers=list(token(sidecar, "work").items()) if port == WORK else [],
+        body=b"{}",
+    )
+    openai_error(response, 400, "invalid_path")
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://evil.example/v1/chat/completions",
+        "http://evil.example/openai/v1/chat/completions",
+        "http://127.0.0.1:1/openai/v1/chat/completions",
+    ],
+)
+def test_absolute_form_target_is_invalid_path(
+    sidecar: Running, fake: FakeUpstream, wire: Wire, target: str
+) -> None:
+    """A proxy-style absolute-form request target never chooses an upstream: 400."""
+    response = wire.raw(sidecar.url(SHARED), "POST", target, body=b"{}")
+    openai_error(response, 400, "invalid_path")
+    assert fake.requests == []
+
+
+def test_host_header_does_not_choose_the_upstream(
+    sidecar: Running, fake: FakeUpstream, wire: Wire
+) -> None:
+    """Host: evil.example changes nothing: the configured upstream gets the request, with its
+    own Host, under the provider's base path."""
+    response = wire.raw(
+        sidecar.url(SHARED),
+        "POST",
+        "/openai/v1/chat/completions",
+        headers=[("Host", "evil.example"), ("Content-Type", "application/json")],
+        body=b'{"model": "gpt-fake", "messages": []}',
+    )
+    assert response.status == 200
+    got = fake.requests
+    assert [(r.path, r.headers["host"]) for r in got] == [
+        ("/oa/v1/chat/completions", httpx.URL(fake.url).netloc.decode())
+    ]
+    assert [v for _, v in got[0].raw_headers if "evil" in v] == []
+
+
+def test_forwarded_headers_do_not_choose_the_upstream(
+    sidecar: Running, fake: FakeUpstream, wire: Wire
+) -> None:
+    """X-Forwarded-Host and friends are the client's business; the URL stays the configured one."""
+    response = wire.raw(
+        sidecar.url(SHARED),
+        "GET",
+        "/openai/v1/models",
+        headers=[("X-Forwarded-Host", "evil.example"), ("Forwarded", "host=evil.example")],
+    )
+    assert response.status == 200
+    assert [(r.path, r.headers["host"]) for r in fake.requests] == [
+        ("/oa/v1/models", httpx.URL(fake.url).netloc.decode())
+    ]
