@@ -1,0 +1,151 @@
+"""The ``openclaw-sidecar`` command line: the only place that prints or exits."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from sidecar import imports
+from sidecar.cli.common import UsageError
+from sidecar.cli.paste import cmd_paste
+from sidecar.cli.serve import cmd_serve
+from sidecar.cli.signin import cmd_import, cmd_login
+from sidecar.cli.status import cmd_status
+from sidecar.errors import SidecarError
+from sidecar.store.layout import DEFAULT_AGENT
+
+EXAMPLES = """\
+examples:
+  openclaw-sidecar status                       every agent's profiles and their state
+  openclaw-sidecar status --agent work --json   one agent, machine-readable
+  openclaw-sidecar login --provider openai-codex --agent work
+  openclaw-sidecar import claude-cli
+  printf '%s\\n' "$KEY" | openclaw-sidecar paste-api-key --provider openai --agent work
+  claude setup-token | openclaw-sidecar paste-token --provider anthropic --profile-id anthropic:work
+"""
+SERVE_EPILOG = """\
+With no config: one listener on 127.0.0.1:18801, every agent of the state dir by path or
+header, default agent main.
+
+examples:
+  openclaw-sidecar serve
+  openclaw-sidecar serve --config ~/.config/openclaw-sidecar/config.toml
+  ANTHROPIC_BASE_URL=http://127.0.0.1:18801/anthropic ANTHROPIC_API_KEY=unused claude -p hi
+  OPENAI_BASE_URL=http://127.0.0.1:18801/agents/work/openai/v1 OPENAI_API_KEY=unused my-agent
+"""
+LOGIN_EPILOG = """\
+Opens the provider's sign-in page (PKCE, state checked) and waits for the browser's callback on
+the redirect URI's port (http://localhost:1455/auth/callback for Codex), or for the redirect
+URL, code#state or code pasted on stdin. --provider openai is the same ChatGPT/Codex login,
+stored as provider openai-codex. Anthropic's sign-in page shows code#state to paste.
+
+examples:
+  openclaw-sidecar login --provider openai-codex
+  openclaw-sidecar login --provider openai-codex --agent work --no-browser
+  openclaw-sidecar login --provider anthropic --profile-id anthropic:work
+  claude setup-token | openclaw-sidecar paste-token --provider anthropic   (a setup token)
+"""
+IMPORT_EPILOG = """\
+claude-cli reads ~/.claude/.credentials.json and stores anthropic:claude-cli; codex-cli reads
+$CODEX_HOME/auth.json (else ~/.codex/auth.json) and stores openai-codex:codex-cli, or
+openai:codex-cli when the file holds only an OPENAI_API_KEY. Refresh tokens are single-use:
+once the sidecar refreshes an imported login, the other CLI's copy is dead.
+
+examples:
+  openclaw-sidecar import claude-cli
+  openclaw-sidecar import codex-cli --agent work
+  openclaw-sidecar import claude-cli --path /mnt/laptop/.claude/.credentials.json
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="openclaw-sidecar",
+        description="A credential sidecar for AI agents: agents point their base URL at it and "
+        "hold no secrets; it injects and refreshes OpenClaw auth profiles.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--state-dir", help="OpenClaw state dir (default: $OPENCLAW_STATE_DIR, else ~/.openclaw)"
+    )
+    common.add_argument(
+        "--config",
+        help="TOML config (default: $OPENCLAW_SIDECAR_CONFIG, else the embedded default)",
+    )
+
+    sv = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="run the proxy",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=SERVE_EPILOG,
+    )
+    sv.add_argument("--host", help="address of the first listener (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, help="port of the first listener (default 18801)")
+    sv.set_defaults(run=cmd_serve)
+
+    st = sub.add_parser(
+        "status",
+        parents=[common],
+        help="profiles per agent and their state",
+        epilog="exit codes with --check: 0 all good, 1 expired or missing, 2 expiring within 24 h",
+    )
+    st.add_argument("--agent", help="only this agent")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.add_argument("--check", action="store_true", help="exit 0/1/2 by the worst status")
+    st.set_defaults(run=cmd_status)
+
+    for name, what in (("paste-token", "token"), ("paste-api-key", "API key")):
+        p = sub.add_parser(name, parents=[common], help=f"store a {what} read from stdin")
+        p.add_argument("--provider", required=True)
+        p.add_argument("--agent", default=DEFAULT_AGENT)
+        p.add_argument("--profile-id", help="default: <provider>:manual")
+        if name == "paste-token":
+            p.add_argument("--expires-in", help="e.g. 12h, 30d")
+        p.set_defaults(run=cmd_paste)
+
+    lg = sub.add_parser(
+        "login",
+        parents=[common],
+        help="sign in with a browser and store an oauth profile",
+        epilog=LOGIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    lg.add_argument("--provider", required=True, help="openai-codex (alias openai), anthropic")
+    lg.add_argument("--agent", default=DEFAULT_AGENT)
+    lg.add_argument("--profile-id", help="default: <provider>:<email of the account>")
+    lg.add_argument("--no-browser", action="store_true", help="only print the URL to open")
+    lg.add_argument(
+        "--timeout", type=float, default=300, help="seconds to wait for the sign-in (300)"
+    )
+    lg.set_defaults(run=cmd_login)
+
+    im = sub.add_parser(
+        "import",
+        parents=[common],
+        help="take Claude Code's or the Codex CLI's login into the store",
+        epilog=IMPORT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    im.add_argument("source", choices=imports.SOURCES, help="whose login to import")
+    im.add_argument("--agent", default=DEFAULT_AGENT)
+    im.add_argument("--path", help="the credential file (default: that CLI's own)")
+    im.add_argument("--profile-id", help="default: anthropic:claude-cli / openai-codex:codex-cli")
+    im.set_defaults(run=cmd_import)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.run(args, sys.stdout)
+    except SidecarError as exc:
+        sys.stderr.write(f"openclaw-sidecar: {exc.message}\n")
+        return 2 if isinstance(exc, UsageError) else 1
+    except KeyboardInterrupt:
+        return 130
+    return code

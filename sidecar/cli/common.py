@@ -1,0 +1,35 @@
+"""What every command shares: the settings from --config/--state-dir, and the store."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from sidecar.config import Settings, load_settings, with_overrides
+from sidecar.errors import SidecarError
+from sidecar.store.jsonstore import JsonStore
+from sidecar.store.layout import Layout, resolve_home
+
+
+class UsageError(SidecarError):
+    code = "usage"
+    status = 2
+
+
+def settings_of(args: argparse.Namespace) -> Settings:
+    settings = load_settings(Path(args.config) if args.config else None, os.environ)
+    state_dir = Path(os.path.expanduser(args.state_dir)) if args.state_dir else None
+    return with_overrides(
+        settings,
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        state_dir=state_dir,
+    )
+
+
+def open_store(args: argparse.Namespace, environ: Mapping[str, str]) -> JsonStore:
+    settings = settings_of(args)
+    layout = Layout.from_env(environ, state_dir=settings.state_dir)
+    return JsonStore(layout, home=resolve_home(environ), check_interval_s=0)

@@ -1,0 +1,80 @@
+"""``login`` (browser or pasted code) and ``import`` (Claude Code's, Codex CLI's login)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import webbrowser
+from pathlib import Path
+from typing import TextIO
+
+import httpx
+
+from sidecar import imports, server
+from sidecar.auth import login
+from sidecar.cli.common import UsageError, open_store, settings_of
+from sidecar.store.jsonstore import now_ms
+from sidecar.store.layout import check_agent_id
+
+
+def _profile_id(args: argparse.Namespace) -> str | None:
+    if args.profile_id is not None and ":" not in args.profile_id:
+        raise UsageError(f"--profile-id {args.profile_id!r}: use <provider>:<name>")
+    return str(args.profile_id) if args.profile_id is not None else None
+
+
+def _stdin_fd() -> int | None:
+    try:
+        return sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # no stdin, or not a real file
+        return None
+
+
+def cmd_login(args: argparse.Namespace, out: TextIO) -> int:
+    settings, agent, profile_id = settings_of(args), check_agent_id(args.agent), _profile_id(args)
+    asked = args.provider.strip().lower()
+    provider = "openai-codex" if asked == "openai" else asked  # one ChatGPT login (store §3)
+    auth = server.auth_lookup(settings.providers)(provider)
+    if auth is None or auth.authorize_url is None or auth.redirect_uri is None:
+        raise UsageError(
+            f"--provider {asked}: no browser login is configured; store its credential with "
+            "paste-api-key, or paste-token (Anthropic: claude setup-token | openclaw-sidecar "
+            "paste-token --provider anthropic)"
+        )
+    if not 0 < args.timeout <= 3600:
+        raise UsageError(f"--timeout {args.timeout:g}: give seconds above 0, at most 3600")
+    if asked != provider:
+        sys.stderr.write("--provider openai: storing the ChatGPT login as provider openai-codex\n")
+    store = open_store(args, os.environ)
+    store.view_sync(agent)  # an unreadable store fails now, not after the user signed in
+    with httpx.Client(timeout=settings.refresh.timeout_seconds) as client:
+        fields = login.run_login(
+            auth,
+            timeout_s=args.timeout,
+            notify=sys.stderr.write,
+            open_browser=None if args.no_browser else webbrowser.open,
+            stdin_fd=_stdin_fd(),
+            client=client,
+            now_ms=now_ms,
+        )
+    email = fields.get("email")
+    profile_id = profile_id or login.profile_id_for(provider, str(email) if email else None)
+    path = store.put_profile_sync(agent, profile_id, fields)
+    out.write(f"Stored {profile_id} (oauth, provider {provider}) for agent {agent} in {path}\n")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
+    settings, agent, profile_id = settings_of(args), check_agent_id(args.agent), _profile_id(args)
+    path = Path(args.path).expanduser() if args.path else None
+    path = path or imports.default_path(args.source, os.environ)
+    found = imports.read(args.source, path)
+    profile_id = profile_id or found.profile_id
+    stored = open_store(args, os.environ).put_profile_sync(agent, profile_id, found.fields)
+    kind = f"{found.fields['type']}, provider {found.fields['provider']}"
+    out.write(f"Stored {profile_id} ({kind}) for agent {agent} in {stored}\n")
+    first = settings.listeners[0]
+    base = imports.sidecar_base(first.host, first.port, agent, settings.default_agent)
+    sys.stderr.write(imports.ownership_notice(args.source, found, path, base))
+    return 0

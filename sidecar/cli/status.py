@@ -1,0 +1,52 @@
+"""``status``: every agent's profiles, as a table or as stable JSON (docs/status.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any, TextIO
+
+from sidecar import status
+from sidecar.cli.common import open_store
+from sidecar.errors import SidecarError, StoreUnsupported
+from sidecar.store.jsonstore import now_ms
+from sidecar.store.layout import check_agent_id
+from sidecar.store.views import AgentView
+
+
+def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    store = open_store(args, os.environ)
+    agents = [check_agent_id(args.agent)] if args.agent else store.agents()
+    views: list[AgentView] = []
+    errors: list[dict[str, str]] = []
+    for agent in agents:
+        try:
+            views.append(store.view_sync(agent))
+        except SidecarError as exc:
+            era = "sqlite" if isinstance(exc, StoreUnsupported) else "unknown"
+            errors.append({"agent": agent, "era": era, "code": exc.code, "message": exc.message})
+    doc = status.report(views, now_ms(), errors)
+    if args.json:
+        out.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        out.write(_status_table(doc))
+    return status.check_exit_code(doc) if args.check else 0
+
+
+def _status_table(doc: dict[str, Any]) -> str:
+    lines: list[str] = []
+    for agent in doc["agents"]:
+        lines.append(f"agent {agent['agent']}  (store: {agent['era']})")
+        if not agent["profiles"]:
+            lines.append("  no profiles")
+        for p in agent["profiles"]:
+            left = "" if p["remainingMs"] is None else status.format_duration(p["remainingMs"])
+            cooldown = "  cooldown" if p["cooldownUntil"] else ""
+            lines.append(
+                f"  {p['profileId']:<40} {p['type']:<8} {p['status']:<9} {left:>7}  "
+                f"{p['secret']}  {p['source']}{' (inherited)' if p['inherited'] else ''}{cooldown}"
+            )
+        lines += [f"  skipped {s['profileId']}: {s['reason']}" for s in agent["skipped"]]
+    lines += [f"agent {e['agent']}: {e['code']}: {e['message']}" for e in doc["errors"]]
+    return "\n".join(lines) + "\n"
