@@ -125,5 +125,7 @@ def test_sidecar_first_then_openclaw_adopts(tmp_path: Path, tokens: FakeTokenSer
     ours = result["cred"]
     assert (tokens.calls, theirs["tokenEndpointCalls"]) == (1, 0)
     assert ours.access.reveal() == theirs["apiKey"] == stored["access"]
-    assert (stored["refresh"], stored["displayName"]) == (ours.refresh.reveal(), "Me at work")
+    # (Which other fields survive is not asserted here: OpenClaw 2026.6.1 rewrites the store after
+    # adopting and normalises each profile to the fields it knows for the provider.)
+    assert stored["refresh"] == ours.refresh.reveal()
     assert tokens.registry.is_valid_access(stored["access"])

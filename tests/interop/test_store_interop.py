@@ -80,6 +80,16 @@ def paste_in_background(oc: OpenClaw, provider: str, secret: str) -> subprocess.
     return proc
 
 
+def finish(proc: subprocess.Popen[str], timeout: float = 90) -> int:
+    """Wait for a background OpenClaw whose stdin we already closed; read and close its pipes."""
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    with proc.stdout, proc.stderr:
+        proc.stdout.read()
+        proc.stderr.read()
+    return proc.wait(timeout=timeout)
+
+
 def dead_pid() -> int:
     proc = subprocess.Popen(["true"])
     proc.wait()
@@ -153,6 +163,7 @@ def test_openclaw_lists_what_the_sidecar_wrote(tmp_path: Path) -> None:
     """Profiles from paste commands and OAuth logins are listed by both OpenClaw commands with
     the same ids, types, status and expiry, for main and a second agent."""
     oc = OpenClaw(VERSION, tmp_path)
+    oc.add_agent("work")  # OpenClaw only answers for agents in openclaw.json's agents.list
     now = int(time.time() * 1000)
     sidecar_cli(oc, "paste-api-key", "--provider", "openai", stdin=KEY_MAIN + "\n")
     sidecar_cli(
@@ -212,7 +223,7 @@ def test_openclaw_waits_while_the_sidecar_holds_the_store_lock(tmp_path: Path) -
         proc = paste_in_background(oc, "openrouter", KEY_WORK)
         with pytest.raises(subprocess.TimeoutExpired):
             proc.wait(timeout=8)  # still waiting for our lock
-    assert proc.wait(timeout=90) == 0
+    assert finish(proc) == 0
     assert set(oc.read_store()["profiles"]) == {"openai:ours", "openrouter:manual"}
 
 
