@@ -1,132 +1,30 @@
-"""Settings: the validated configuration, as frozen dataclasses.
-
-``parse_settings`` is pure (the TOML already parsed) and checks everything; ``load_settings``
-finds and reads the file and the listeners' client-token files.
-"""
+"""``parse_settings``: pure validation of the parsed TOML; every error names its dotted key."""
 
 from __future__ import annotations
 
 import ipaddress
-import re
-import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, Literal, TypeGuard
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
-from sidecar.errors import ConfigError
-from sidecar.secret import Secret
-
-ProviderKind = Literal["openai", "openai-codex", "anthropic", "generic"]
-ErrorStyle = Literal["openai", "anthropic"]
-LogLevel = Literal["debug", "info", "warning", "error"]
-
-CONFIG_ENV: Final = "OPENCLAW_SIDECAR_CONFIG"
-DEFAULT_HOST: Final = "127.0.0.1"
-DEFAULT_PORT: Final = 18801
-NAME_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-# Provider names are the first path segment, so they must not shadow the app's own paths.
-RESERVED_PROVIDER_NAMES: Final = frozenset({"agents", "healthz", "readyz", "metrics"})
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 §5.6.2 token
-_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*")
-_TOKEN = re.compile(r"[\x21-\x7e]+")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ProviderSpec:
-    name: str
-    kind: ProviderKind
-    base_url: str
-    auth: str = "bearer"  # how an api_key is sent: bearer | x-api-key | header:<Name>
-    error_style: ErrorStyle = "openai"
-    token_url: str | None = None
-    authorize_url: str | None = None
-    client_id: str | None = None
-    scope: str | None = None
-    redirect_uri: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Listener:
-    host: str = DEFAULT_HOST
-    port: int
-    agent: str | None = None
-    client_token_file: Path | None = None
-    client_token: Secret | None = None  # read by load_settings; its repr is masked
-
-
-@dataclass(frozen=True, kw_only=True)
-class RefreshSettings:
-    margin_seconds: float = 300
-    background_interval_seconds: float = 60
-    timeout_seconds: float = 30
-    replay_body_limit_bytes: int = 1_048_576
-
-
-@dataclass(frozen=True, kw_only=True)
-class UpstreamSettings:
-    connect_timeout_seconds: float = 10
-    read_timeout_seconds: float = 600
-
-
-@dataclass(frozen=True, kw_only=True)
-class LogSettings:
-    level: LogLevel = "info"
-
-
-@dataclass(frozen=True, kw_only=True)
-class FleetSettings:
-    url_file: Path
-    key_file: Path
-    prefix: str = "openclaw-sidecar"
-
-
-BUILTIN_PROVIDERS: Final[Mapping[str, ProviderSpec]] = MappingProxyType(
-    {
-        "openai": ProviderSpec(name="openai", kind="openai", base_url="https://api.openai.com"),
-        "openai-codex": ProviderSpec(
-            name="openai-codex",
-            kind="openai-codex",
-            base_url="https://chatgpt.com/backend-api/codex",
-            token_url="https://auth.openai.com/oauth/token",  # noqa: S106 -- a URL
-            authorize_url="https://auth.openai.com/oauth/authorize",
-            client_id="app_EMoamEEZ73f0CkXaXp7hrann",
-            scope="openid profile email offline_access",
-            redirect_uri="http://localhost:1455/auth/callback",
-        ),
-        "anthropic": ProviderSpec(
-            name="anthropic",
-            kind="anthropic",
-            base_url="https://api.anthropic.com",
-            auth="x-api-key",
-            error_style="anthropic",
-            token_url="https://platform.claude.com/v1/oauth/token",  # noqa: S106 -- a URL
-            authorize_url="https://claude.ai/oauth/authorize",
-            client_id="9d1c250a-e61b-44d9-88ed-5944d1962f5e",
-            scope="org:create_api_key user:profile user:inference",
-            redirect_uri="https://console.anthropic.com/oauth/code/callback",
-        ),
-        "openrouter": ProviderSpec(
-            name="openrouter", kind="generic", base_url="https://openrouter.ai/api"
-        ),
-    }
+from sidecar.config.settings import (
+    BUILTIN_PROVIDERS,
+    HEADER_NAME,
+    HOSTNAME,
+    NAME_PATTERN,
+    RESERVED_PROVIDER_NAMES,
+    FleetSettings,
+    Listener,
+    LogSettings,
+    ProviderSpec,
+    RefreshSettings,
+    Settings,
+    UpstreamSettings,
 )
-
-
-@dataclass(frozen=True, kw_only=True)
-class Settings:
-    listeners: tuple[Listener, ...] = (Listener(port=DEFAULT_PORT),)
-    providers: Mapping[str, ProviderSpec] = field(default_factory=lambda: BUILTIN_PROVIDERS)
-    state_dir: Path | None = None
-    default_agent: str = "main"
-    refresh: RefreshSettings = RefreshSettings()
-    upstream: UpstreamSettings = UpstreamSettings()
-    log: LogSettings = LogSettings()
-    fleet: FleetSettings | None = None
-
+from sidecar.errors import ConfigError
 
 # ---- values: each parser takes (value, dotted key) and raises ConfigError naming the key
 
@@ -149,14 +47,14 @@ def _path(value: object, key: str) -> Path:
     return Path(value).expanduser()
 
 
-def _port(value: object, key: str) -> int:
+def parse_port(value: object, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
         raise ConfigError(f"{key}: must be an integer 1-65535")
     return value
 
 
-def _host(value: object, key: str) -> str:
-    if isinstance(value, str) and (_is_ip(value) or _HOSTNAME.fullmatch(value)):
+def parse_host(value: object, key: str) -> str:
+    if isinstance(value, str) and (_is_ip(value) or HOSTNAME.fullmatch(value)):
         return value
     raise ConfigError(f"{key}: must be an IP address or a host name")
 
@@ -228,7 +126,7 @@ def _auth(value: object, key: str) -> str:
 
 def _is_header_auth(value: str) -> bool:
     prefix, _, name = value.partition(":")
-    return prefix == "header" and _HEADER_NAME.fullmatch(name) is not None
+    return prefix == "header" and HEADER_NAME.fullmatch(name) is not None
 
 
 # ---- tables
@@ -256,8 +154,8 @@ def _fields(value: object, key: str, fields: Fields) -> dict[str, Any]:
 
 
 _LISTENER_FIELDS: Fields = {
-    "host": _host,
-    "port": _port,
+    "host": parse_host,
+    "port": parse_port,
     "agent": _name,
     "client_token_file": _path,
 }
@@ -378,88 +276,3 @@ def parse_settings(doc: Mapping[str, object], *, source: str) -> Settings:
         return Settings(**_fields(doc, "", _TOP_FIELDS))
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc.message}") from None
-
-
-# ---- I/O
-
-
-def read_client_token(listener: Listener, index: int) -> str:
-    """The caller token in the listener's ``client_token_file``, whitespace stripped."""
-    key = f"listeners[{index}].client_token_file"
-    path = listener.client_token_file
-    if path is None:
-        raise ConfigError(f"{key}: not set")
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from exc
-    except UnicodeDecodeError:
-        raise ConfigError(f"{key}: {path} is not UTF-8 text") from None
-    if not token:
-        raise ConfigError(f"{key}: {path} is empty")
-    if _TOKEN.fullmatch(token) is None:
-        raise ConfigError(f"{key}: {path} must hold one token of printable ASCII, no spaces")
-    return token
-
-
-def _with_client_tokens(settings: Settings) -> Settings:
-    listeners = tuple(
-        replace(listener, client_token=Secret(read_client_token(listener, i)))
-        if listener.client_token_file is not None
-        else listener
-        for i, listener in enumerate(settings.listeners)
-    )
-    return replace(settings, listeners=listeners)
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as file:
-            return tomllib.load(file)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from exc
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: the config file is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-
-
-def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
-    """Settings from ``path``, else ``$OPENCLAW_SIDECAR_CONFIG``, else the built-in default."""
-    chosen = path
-    if chosen is None and environ.get(CONFIG_ENV):
-        chosen = Path(environ[CONFIG_ENV])
-    if chosen is None:
-        return Settings()
-    settings = parse_settings(_read_toml(chosen), source=str(chosen))
-    try:
-        return _with_client_tokens(settings)
-    except ConfigError as exc:
-        raise ConfigError(f"{chosen}: {exc.message}") from None
-
-
-def with_overrides(
-    settings: Settings,
-    *,
-    host: str | None = None,
-    port: int | None = None,
-    state_dir: Path | None = None,
-) -> Settings:
-    """Applies the CLI's --host/--port (to the first listener) and --state-dir."""
-    listeners = settings.listeners
-    if host is not None or port is not None:
-        first = listeners[0] if listeners else Listener(port=DEFAULT_PORT)
-        try:
-            first = replace(
-                first,
-                host=first.host if host is None else _host(host, "--host"),
-                port=first.port if port is None else _port(port, "--port"),
-            )
-            listeners = (first, *listeners[1:])
-            check_listeners(listeners)
-        except ConfigError as exc:
-            raise ConfigError(f"command line: {exc.message}") from None
-    new_dir = settings.state_dir if state_dir is None else state_dir.expanduser()
-    return replace(settings, listeners=listeners, state_dir=new_dir)
