@@ -16,13 +16,13 @@ from urllib.parse import unquote
 import httpx
 
 from sidecar.errors import AgentMismatch, InvalidAgent, InvalidPath, UnknownProvider
+from sidecar.store.layout import is_valid_agent_id
 
 RESERVED_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 AGENT_HEADER: Final = "x-openclaw-agent"
 PROFILE_HEADER: Final = "x-openclaw-profile"
 AGENTS_PREFIX: Final = "agents"
 MAX_PROFILE_ID_LENGTH: Final = 200
-_AGENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _AGENT_RULE = "must match ^[a-z0-9][a-z0-9_-]{0,63}$"
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # Enough for any honest client; a segment still changing after this many decodes is an attack.
@@ -36,10 +36,6 @@ class Route:
     provider: str
     profile_id: str | None
     upstream_path: str  # "" or "/…", percent-encoding kept as received
-
-
-def is_valid_agent_id(value: str) -> bool:
-    return _AGENT_ID.fullmatch(value) is not None
 
 
 def resolve_route(
