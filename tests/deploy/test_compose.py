@@ -335,10 +335,6 @@ with ThreadPoolExecutor(n) as pool:
 """
 
 
-@pytest.mark.skip(
-    reason="unfinished: every request gets 503 refresh_unavailable and no token call reaches "
-    "the fake token endpoint (OAuth refresh is still being finished)"
-)
 def test_refresh_storm_across_two_sidecars_makes_one_token_call(stack: Stack) -> None:
     """Two sidecars on one volume and PID namespace, an expired OAuth token: one refresh."""
     stack.compose("up", "-d", "sidecar-2")
