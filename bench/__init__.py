@@ -1,0 +1,4 @@
+"""Benchmarks of openclaw-sidecar beside reference proxies; never run as tests.
+
+See docs/benchmarks.md.
+"""

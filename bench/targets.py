@@ -1,0 +1,117 @@
+"""The targets: how each starts on the proxy CPU in front of one upstream, and the path prefix
+a client puts before ``/v1/chat/completions``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench import nginx_conf, store
+from bench.procs import PROXY_CPU, PYTHON, Child, Children, free_port, wait_port
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    prefix: str  # before /v1/...
+    start: Callable[[Children, int, str], Child | None]  # (group, port, upstream origin)
+    is_sidecar: bool = False
+
+
+@dataclass
+class Running:
+    target: Target
+    port: int
+    child: Child | None  # None: the upstream itself
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def path(self, agent: str | None = None) -> str:
+        if agent is not None and self.target.is_sidecar:
+            return f"/agents/{agent}{self.target.prefix}/v1/chat/completions"
+        return f"{self.target.prefix}/v1/chat/completions"
+
+
+def _nginx(group: Children, port: int, upstream: str) -> Child:
+    upstream_port = int(upstream.rsplit(":", 1)[1])
+    return nginx_conf.start(
+        group,
+        "proxy.conf.template",
+        f"nginx-{port}",
+        cpu=PROXY_CPU,
+        port=port,
+        upstream_port=upstream_port,
+    )
+
+
+def _ref(module: str) -> Callable[[Children, int, str], Child]:
+    def start(group: Children, port: int, upstream: str) -> Child:
+        argv = [PYTHON, "-m", f"bench.{module}", "--port", str(port), "--upstream", upstream]
+        return group.start(f"{module}-{port}", argv, cpu=PROXY_CPU)
+
+    return start
+
+
+def sidecar(
+    transport: str = "httpx", log_level: str = "info", *, profiles: int = 1, agents: int = 1
+) -> Callable[[Children, int, str], Child]:
+    def start(group: Children, port: int, upstream: str) -> Child:
+        state = group.workdir / f"state-{port}"
+        store.write_state(state, profiles=profiles, agents=agents)
+        config = store.write_config(
+            group.workdir / f"sidecar-{port}.toml",
+            state_dir=state,
+            port=port,
+            upstream=upstream,
+            log_level=log_level,
+        )
+        argv = [
+            PYTHON,
+            "-m",
+            "bench.sidecar_variant",
+            "--transport",
+            transport,
+            "serve",
+            "--config",
+            str(config),
+        ]
+        return group.start(f"sidecar-{port}", argv, cpu=PROXY_CPU)
+
+    return start
+
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target("direct", "", lambda group, port, upstream: None),
+        Target("nginx", "", _nginx),
+        Target("ref_httpx", "", _ref("ref_httpx")),
+        Target("ref_aiohttp", "", _ref("ref_aiohttp")),
+        Target("sidecar", "/openai", sidecar(), is_sidecar=True),
+        Target("sidecar_nolog", "/openai", sidecar(log_level="warning"), is_sidecar=True),
+        Target("sidecar_aiohttp", "/openai", sidecar("aiohttp"), is_sidecar=True),
+        Target("sidecar_aiohttp_nolog", "/openai", sidecar("aiohttp", "warning"), is_sidecar=True),
+    )
+}
+DEFAULT = list(TARGETS)
+
+
+def start_all(
+    group: Children, names: list[str], upstream_port: int, targets: dict[str, Target] | None = None
+) -> dict[str, Running]:
+    table = targets or TARGETS
+    running: dict[str, Running] = {}
+    for name in names:
+        target = table[name]
+        if target.name == "direct":
+            running[name] = Running(target, upstream_port, None)
+            continue
+        port = free_port()
+        running[name] = Running(
+            target, port, target.start(group, port, f"http://127.0.0.1:{upstream_port}")
+        )
+    for run in running.values():
+        wait_port(run.port, proc=run.child.proc if run.child else None)
+    return running
