@@ -177,7 +177,11 @@ _REFRESH_FIELDS: Fields = {
     "timeout_seconds": lambda value, key: _seconds(value, key, below=120),
     "replay_body_limit_bytes": _byte_count,
 }
-_UPSTREAM_FIELDS: Fields = {"connect_timeout_seconds": _seconds, "read_timeout_seconds": _seconds}
+_UPSTREAM_FIELDS: Fields = {
+    "connect_timeout_seconds": _seconds,
+    "read_timeout_seconds": _seconds,
+    "transport": _choice("aiohttp", "httpx"),
+}
 _LOG_FIELDS: Fields = {"level": _choice("debug", "info", "warning", "error")}
 _FLEET_FIELDS: Fields = {"url_file": _path, "key_file": _path, "prefix": _name}
 

@@ -32,6 +32,7 @@ from sidecar.proxy.body import ClientDisconnected, RequestBody
 from sidecar.proxy.metrics import Metrics
 from sidecar.proxy.problems import error_body
 from sidecar.proxy.routing import Route, resolve_route, upstream_url
+from sidecar.proxy.transport import is_timeout
 from sidecar.store.source import CredentialSource
 from sidecar.store.usage import FailureReason, failure_reason_for_status
 from sidecar.store.views import AgentView, ProfileView, ordered_profiles
@@ -165,8 +166,11 @@ class Proxy:
             for v in ordered_profiles(view, providers, now)
             if self._serves(route.provider, v, pinned=False)
         ]
-        ready = [v for v in ordered if self.outcomes.cooling_until(v.owner, v.id) <= now]
-        return ready + [v for v in ordered if v not in ready]
+        ready: list[ProfileView] = []
+        cooling: list[ProfileView] = []
+        for v in ordered:  # one pass: the in-memory cooldowns not yet flushed to the store
+            (ready if self.outcomes.cooling_until(v.owner, v.id) <= now else cooling).append(v)
+        return ready + cooling
 
     @staticmethod
     def _serves(provider: str, view: ProfileView, *, pinned: bool) -> bool:
@@ -226,15 +230,13 @@ class Proxy:
         )
         try:
             return await self.upstream.send(request, stream=True)
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(
-                f"{spec.name} did not answer in time ({type(exc).__name__})"
-            ) from exc
         except httpx.TransportError as exc:
             if isinstance(exc.__context__, ClientDisconnected):
                 raise ClientDisconnected from exc
+            if is_timeout(exc):
+                raise UpstreamTimeout(f"{spec.name} did not answer in time") from exc
             raise UpstreamUnavailable(
-                f"cannot reach {spec.name} at {spec.base_url} ({type(exc).__name__})"
+                f"cannot reach {spec.name} at {spec.base_url} ({_reason(exc)})"
             ) from exc
 
     async def _replay(
@@ -333,6 +335,10 @@ class Proxy:
             error=ex.error,
             ms=round(seconds * 1000, 2),
         )
+
+
+def _reason(exc: httpx.TransportError) -> str:
+    return type(exc.__cause__ or exc).__name__
 
 
 async def _relay(response: httpx.Response, send: Send, ex: Exchange) -> None:

@@ -67,7 +67,11 @@ class JsonStore:
         self.clock = clock
         self.check_interval_s = check_interval_s
         self._config = OpenClawConfig()
-        self._cache: dict[str, tuple[tuple[Any, ...], float, AgentView]] = {}
+        self._config_key: tuple[int, int, int] | bool | None = False  # False: never read
+        # Parsed stores by agent, keyed by their files' stat; views built from them, with when
+        # their files were last checked and until when the view may stand (see _recheck_at).
+        self._snaps: dict[str, tuple[tuple[Any, ...], StoreSnapshot | None]] = {}
+        self._views: dict[str, _CachedView] = {}
         self._local: dict[Path, anyio.Lock] = {}
 
     # --- reading -------------------------------------------------------------------------------
@@ -96,30 +100,44 @@ class JsonStore:
         if cached is not None:
             return cached
         signature = self._signature(agent)
-        entry = self._cache.get(agent)
-        if entry is not None and entry[0] == signature:
-            self._cache[agent] = (signature, time.monotonic(), entry[2])
-            return entry[2]
+        entry = self._views.get(agent)
+        if entry is not None and entry.signature == signature and self.clock() < entry.recheck_at:
+            entry.checked_at = time.monotonic()
+            return entry.view
         view = self._build_view(agent)
-        self._cache[agent] = (signature, time.monotonic(), view)
+        self._views[agent] = _CachedView(
+            signature, time.monotonic(), _recheck_at(view, self.clock()), view
+        )
         return view
 
     def _fresh_cached(self, agent: str) -> AgentView | None:
-        entry = self._cache.get(agent)
-        if entry is not None and time.monotonic() - entry[1] < self.check_interval_s:
-            return entry[2]
-        return None
+        entry = self._views.get(agent)
+        if entry is None or time.monotonic() - entry.checked_at >= self.check_interval_s:
+            return None
+        return entry.view if self.clock() < entry.recheck_at else None
 
     def invalidate(self) -> None:
-        self._cache.clear()
+        """Look at the files again on the next read (after our own writes); what did not
+        change is not parsed again."""
+        for entry in self._views.values():
+            entry.checked_at = -float("inf")
 
     def _build_view(self, agent: str) -> AgentView:
         self._load_config()
-        own = self.snapshot(agent)
-        main = self.snapshot(DEFAULT_AGENT) if agent != DEFAULT_AGENT else None
+        own = self._cached_snapshot(agent)
+        main = self._cached_snapshot(DEFAULT_AGENT) if agent != DEFAULT_AGENT else None
         return merge_view(
             agent, own, main, now_ms=self.clock(), config_order=self._config.auth_order
         )
+
+    def _cached_snapshot(self, agent: str) -> StoreSnapshot | None:
+        key = tuple(_stat_key(p) for p in self._agent_files(agent))
+        entry = self._snaps.get(agent)
+        if entry is not None and entry[0] == key:
+            return entry[1]
+        snapshot = self.snapshot(agent)
+        self._snaps[agent] = (key, snapshot)
+        return snapshot
 
     def snapshot(self, agent: str) -> StoreSnapshot | None:
         disk = self.read_disk(agent)
@@ -185,23 +203,28 @@ class JsonStore:
             doc = model.with_profile(doc, pid, value)
         return doc, from_auth_json
 
-    def _signature(self, agent: str) -> tuple[Any, ...]:
-        paths = [
-            self.layout.config_path,
-            self.layout.legacy_oauth_path(),
+    def _agent_files(self, agent: str) -> list[Path]:
+        files_ = [
+            self.layout.profiles_path(agent),
+            self.layout.state_path(agent),
+            self.layout.legacy_auth_path(agent),
+            self.layout.agent_sqlite_path(agent),
             self.layout.state_sqlite_path(),
         ]
-        for who in {agent, DEFAULT_AGENT}:
-            paths += [
-                self.layout.profiles_path(who),
-                self.layout.state_path(who),
-                self.layout.legacy_auth_path(who),
-                self.layout.agent_sqlite_path(who),
-            ]
+        return [*files_, self.layout.legacy_oauth_path()] if agent == DEFAULT_AGENT else files_
+
+    def _signature(self, agent: str) -> tuple[Any, ...]:
+        paths = [self.layout.config_path, *self._agent_files(agent)]
+        if agent != DEFAULT_AGENT:
+            paths += self._agent_files(DEFAULT_AGENT)
         return tuple(_stat_key(p) for p in paths)
 
     def _load_config(self) -> None:
+        key = _stat_key(self.layout.config_path)
+        if key == self._config_key:
+            return
         config = load_openclaw_config(self.layout.config_path, self.home)
+        self._config_key = key
         if config.agent_dirs != self.layout.agent_dir_overrides:
             self.layout = self.layout.with_agent_dirs(config.agent_dirs)
         self._config = config
@@ -277,7 +300,7 @@ class JsonStore:
             files.remove(self.layout.state_path(agent))
         else:
             files.atomic_write(self.layout.state_path(agent), model.dump_state(state))
-        self._cache.clear()
+        self.invalidate()
 
     async def put_profile(self, agent: str, profile_id: str, fields: Mapping[str, Any]) -> Path:
         return await anyio.to_thread.run_sync(self.put_profile_sync, agent, profile_id, fields)
@@ -295,7 +318,7 @@ class JsonStore:
         files.atomic_write(self.layout.profiles_path(disk.agent), model.dump_profiles(doc))
         if disk.legacy_auth:  # imported: OpenClaw then deletes the legacy auth.json
             files.remove(self.layout.legacy_auth_path(disk.agent))
-        self._cache.clear()
+        self.invalidate()
 
     # --- locks ---------------------------------------------------------------------------------
 
@@ -325,6 +348,27 @@ class JsonStore:
             with _os_errors():
                 async with locks.ahold(path, policy):
                     yield
+
+
+@dataclass
+class _CachedView:
+    signature: tuple[Any, ...]
+    checked_at: float  # time.monotonic() of the last look at the files
+    recheck_at: int  # epoch ms after which the view must be merged again (see _recheck_at)
+    view: AgentView
+
+
+def _recheck_at(view: AgentView, now_ms: int) -> int:
+    """Inheritance depends on the clock: an agent's own OAuth copy gives way to main's fresher
+    one once it stops being usable (store spec §7), so the view is merged again by then."""
+    turns = [
+        p.profile.expires - model.REFRESH_MARGIN_MS
+        for p in view.profiles.values()
+        if p.owner == view.agent != DEFAULT_AGENT
+        and isinstance(p.profile, OAuthCredential)
+        and p.profile.expires is not None
+    ]
+    return min((t for t in turns if t > now_ms), default=2**62)
 
 
 @contextlib.contextmanager

@@ -594,3 +594,46 @@ def test_an_inline_store_emptied_of_state_keeps_its_shape(sd):
         {"openai": "openai:a"},
         False,
     )
+
+
+def test_an_agents_expired_copy_gives_way_to_mains_without_a_file_change(sd):
+    """The cached view is merged again once the agent's own OAuth copy stops being usable, so
+    main's fresher copy takes over although no file changed (store spec §7)."""
+
+    def oauth(access, expires):
+        return {
+            "type": "oauth",
+            "provider": "openai-codex",
+            "access": access,
+            "refresh": "r",
+            "expires": expires,
+        }
+
+    sd.write_profiles("main", {"c:x": oauth("main-copy", NOW + 10 * HOUR)})
+    sd.write_profiles("w", {"c:x": oauth("own-copy", NOW + HOUR)})
+    store = sd.store(check_interval_s=3600)
+    assert store.view_sync("w").get("c:x").owner == "w"
+    sd.now = NOW + HOUR
+    assert (store.view_sync("w").get("c:x").owner, store.view_sync("w").get("c:x").origin) == (
+        "main",
+        sd.profiles_path("main"),
+    )
+
+
+def test_a_usage_write_to_one_agent_does_not_reparse_the_others(sd, monkeypatch):
+    """After a state write, only the store whose files changed is parsed again."""
+    for agent in ("main", "a", "b"):
+        sd.write_profiles(
+            agent, {f"{agent}:k": {"type": "api_key", "provider": "openai", "key": "k"}}
+        )
+    store = sd.store()
+    for agent in ("main", "a", "b"):
+        store.view_sync(agent)
+    parsed: list[str] = []
+    real = store.snapshot
+    monkeypatch.setattr(store, "snapshot", lambda agent: parsed.append(agent) or real(agent))
+    store.update_state_sync("a", lambda state: state)
+    sd.write_state("a", lastGood={"openai": "a:k"})
+    for agent in ("main", "a", "b"):
+        store.view_sync(agent)
+    assert parsed == ["a"]
