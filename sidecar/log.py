@@ -50,11 +50,19 @@ def _mask_shape(match: re.Match[str]) -> str:
     return match.group(0)[: match.start("bearer") - match.start()] + mask(bearer)
 
 
+def _may_hold_secret(text: str) -> bool:
+    """A cheap pre-check (substring tests in C) so the regex runs only on likely strings: every
+    shape above starts with one of these."""
+    return len(text) >= 8 and (
+        "sk-" in text or "rt_" in text or "eyJ" in text or "earer" in text or "EARER" in text
+    )
+
+
 def redact_value(value: Any) -> Any:
     if isinstance(value, Secret):
         return repr(value)
     if isinstance(value, str):
-        return _SECRET_SHAPES.sub(_mask_shape, value)
+        return _SECRET_SHAPES.sub(_mask_shape, value) if _may_hold_secret(value) else value
     if isinstance(value, Mapping):
         return {
             k: ("***" if str(k).lower() in _SECRET_KEYS else redact_value(v))
