@@ -54,7 +54,7 @@ def _may_hold_secret(text: str) -> bool:
     """A cheap pre-check (substring tests in C) so the regex runs only on likely strings: every
     shape above starts with one of these."""
     return len(text) >= 8 and (
-        "sk-" in text or "rt_" in text or "eyJ" in text or "earer" in text or "EARER" in text
+        "sk-" in text or "rt_" in text or "eyJ" in text or "bearer" in text.lower()
     )
 
 
