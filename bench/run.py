@@ -39,7 +39,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--paced-connections", default="1,32")
     ap.add_argument("--sse-streams", type=int, default=200)
     ap.add_argument("--idle-streams", type=int, default=1000)
-    ap.add_argument("--scale-transport", default="httpx", choices=["httpx", "aiohttp"])
+    ap.add_argument("--scale-transport", default="aiohttp", choices=["httpx", "aiohttp"])
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--quick", action="store_true", help="1 repeat, 1 s runs, small counts (smoke)")
     return ap.parse_args(argv)

@@ -39,12 +39,19 @@ def write_state(state_dir: Path, *, profiles: int = 1, agents: int = 1) -> list[
 
 
 def write_config(
-    path: Path, *, state_dir: Path, port: int, upstream: str, log_level: str = "info"
+    path: Path,
+    *,
+    state_dir: Path,
+    port: int,
+    upstream: str,
+    log_level: str = "info",
+    transport: str = "aiohttp",
 ) -> Path:
     path.write_text(
         f'state_dir = "{state_dir}"\n\n'
         f'[[listeners]]\nhost = "127.0.0.1"\nport = {port}\n\n'
         f'[providers.openai]\nbase_url = "{upstream}"\n\n'
+        f'[upstream]\ntransport = "{transport}"\n\n'
         f'[log]\nlevel = "{log_level}"\n'
     )
     return path

@@ -55,8 +55,11 @@ def _ref(module: str) -> Callable[[Children, int, str], Child]:
 
 
 def sidecar(
-    transport: str = "httpx", log_level: str = "info", *, profiles: int = 1, agents: int = 1
+    transport: str = "aiohttp", log_level: str = "info", *, profiles: int = 1, agents: int = 1
 ) -> Callable[[Children, int, str], Child]:
+    """``openclaw-sidecar serve`` with a real config and store; ``transport`` is the config's
+    ``[upstream] transport``."""
+
     def start(group: Children, port: int, upstream: str) -> Child:
         state = group.workdir / f"state-{port}"
         store.write_state(state, profiles=profiles, agents=agents)
@@ -66,17 +69,9 @@ def sidecar(
             port=port,
             upstream=upstream,
             log_level=log_level,
+            transport=transport,
         )
-        argv = [
-            PYTHON,
-            "-m",
-            "bench.sidecar_variant",
-            "--transport",
-            transport,
-            "serve",
-            "--config",
-            str(config),
-        ]
+        argv = [PYTHON, "-m", "sidecar", "serve", "--config", str(config)]
         return group.start(f"sidecar-{port}", argv, cpu=PROXY_CPU)
 
     return start
@@ -91,8 +86,7 @@ TARGETS: dict[str, Target] = {
         Target("ref_aiohttp", "", _ref("ref_aiohttp")),
         Target("sidecar", "/openai", sidecar(), is_sidecar=True),
         Target("sidecar_nolog", "/openai", sidecar(log_level="warning"), is_sidecar=True),
-        Target("sidecar_aiohttp", "/openai", sidecar("aiohttp"), is_sidecar=True),
-        Target("sidecar_aiohttp_nolog", "/openai", sidecar("aiohttp", "warning"), is_sidecar=True),
+        Target("sidecar_httpx", "/openai", sidecar("httpx"), is_sidecar=True),
     )
 }
 DEFAULT = list(TARGETS)

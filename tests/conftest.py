@@ -22,3 +22,9 @@ def upstream(token_server: FakeTokenServer) -> Iterator[FakeUpstream]:
     """A running fake model API that validates OAuth tokens against `token_server`."""
     with FakeUpstream(tokens=token_server) as server:
         yield server
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio, the loop uvicorn serves the sidecar on."""
+    return "asyncio"

@@ -7,6 +7,8 @@ goes upstream with the client's headers, minus credentials and hop-by-hop ones, 
 
 from __future__ import annotations
 
+import http.cookiejar
+
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
@@ -29,10 +31,39 @@ def upstream_client(settings: UpstreamSettings) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=KEEPALIVE)
     transport = _aiohttp(limits) if settings.transport == "aiohttp" else None
     client = httpx.AsyncClient(
-        timeout=timeout, limits=limits, transport=transport, follow_redirects=False
+        timeout=timeout,
+        limits=limits,
+        transport=transport,
+        follow_redirects=False,
+        cookies=_no_cookies(),
     )
     client.headers.clear()  # httpx's defaults (User-Agent: python-httpx, Accept, ...) stay out
     return client
+
+
+def _no_cookies() -> http.cookiejar.CookieJar:
+    """A jar that keeps nothing: the client is shared by every agent, and a cookie one
+    upstream answer set must never ride along on another agent's request. (A jar, not an
+    ``httpx.Cookies``: httpx copies the latter into a default jar.)"""
+    return http.cookiejar.CookieJar(_RefuseCookies())
+
+
+class _RefuseCookies(http.cookiejar.CookiePolicy):
+    netscape = True
+    rfc2965 = False
+    hide_cookie2 = True
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: object) -> bool:
+        return False
+
+    def return_ok(self, cookie: http.cookiejar.Cookie, request: object) -> bool:
+        return False
+
+    def domain_return_ok(self, domain: str, request: object) -> bool:
+        return False
+
+    def path_return_ok(self, path: str, request: object) -> bool:
+        return False
 
 
 def _aiohttp(limits: httpx.Limits) -> AiohttpTransport:
@@ -44,6 +75,7 @@ def _aiohttp(limits: httpx.Limits) -> AiohttpTransport:
             connector=connector,
             skip_auto_headers=_AIOHTTP_AUTO_HEADERS,
             auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),  # shared by every agent: keep no cookies
             trust_env=True,  # HTTPS_PROXY and friends, as httpx honours them
         )
 
