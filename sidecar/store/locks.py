@@ -178,10 +178,13 @@ def _create(path: Path, dir_mode: int) -> HeldLock | None:
     tmp = path.with_name(f".{path.name}.{pid}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, LOCK_FILE_MODE)
     try:
-        os.write(fd, body)
+        _write_body(fd, body)
         inode = os.fstat(fd).st_ino
-    finally:
+    except OSError:
         os.close(fd)
+        tmp.unlink()  # a full disk: leave no empty temp file behind, one per attempt
+        raise
+    os.close(fd)
     try:
         os.link(tmp, path)
     except FileExistsError:
@@ -202,10 +205,19 @@ def _create_exclusive(path: Path, body: bytes) -> HeldLock | None:
     except FileExistsError:
         return None
     try:
-        os.write(fd, body)
+        _write_body(fd, body)
         return HeldLock(path, os.fstat(fd).st_ino, body)
+    except OSError:
+        path.unlink()  # ours and incomplete: a body that is not JSON would never go stale
+        raise
     finally:
         os.close(fd)
+
+
+def _write_body(fd: int, body: bytes) -> None:
+    """The whole body or an error: a short write on a full disk counts as ENOSPC."""
+    if os.write(fd, body) != len(body):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 def _remove_if_stale(path: Path, stale_ms: int) -> bool:
