@@ -16,13 +16,14 @@ import uvicorn
 from sidecar.auth.credentials import CredentialResolver
 from sidecar.auth.grants import ProviderAuth
 from sidecar.auth.outcomes import Outcomes
-from sidecar.auth.refresh import AuthLookup, Refresher
+from sidecar.auth.refresh import CALL_TIMEOUT_S, AuthLookup, Refresher
 from sidecar.config import Listener, ProviderSpec, Settings
 from sidecar.errors import ConfigError
 from sidecar.log import get_logger
 from sidecar.proxy.app import create_app, create_ops
 from sidecar.proxy.forward import Proxy
 from sidecar.proxy.metrics import Metrics
+from sidecar.proxy.transport import upstream_client
 from sidecar.store.jsonstore import JsonStore, now_ms
 from sidecar.store.layout import Layout, resolve_home
 
@@ -83,16 +84,9 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
     store = open_store(settings, environ)
     sockets = [bind(listener) for listener in settings.listeners]
     metrics = Metrics()
-    timeout = httpx.Timeout(
-        connect=settings.upstream.connect_timeout_seconds,
-        read=settings.upstream.read_timeout_seconds,
-        write=60.0,
-        pool=30.0,
-    )
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
     async with (
-        httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False) as upstream,
-        httpx.AsyncClient(timeout=settings.refresh.timeout_seconds) as tokens,
+        upstream_client(settings.upstream) as upstream,
+        httpx.AsyncClient(timeout=httpx.Timeout(CALL_TIMEOUT_S, connect=10.0)) as tokens,
     ):
         refresher = Refresher(
             store,
@@ -131,10 +125,12 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
                 lifespan="off",
                 ws="none",
                 server_header=False,
+                date_header=False,  # the upstream's Date passes through; one is enough
+                proxy_headers=False,  # X-Forwarded-* from a caller never mean anything here
                 timeout_graceful_shutdown=5,
             )
             servers.append(_Server(config))
-        async with anyio.create_task_group() as background:
+        async with refresher.running(), anyio.create_task_group() as background:
             background.start_soon(refresher.run, settings.refresh.background_interval_seconds)
             background.start_soon(outcomes.run)
             async with anyio.create_task_group() as front:

@@ -1,14 +1,19 @@
 """Rotation-safe OAuth refresh: one refresh per profile at a time in this process (single
 flight), the cross-process protocol delegated to the credential source, and the token call.
 
-A refresh, once started, is shielded from cancellation: a client that goes away must not cut it
-between the token endpoint rotating the refresh token and the new one reaching the disk.
+A refresh, once started, is never cut short: a client that goes away, or one that stops
+waiting, must not end it between the token endpoint rotating the refresh token and the new one
+reaching the disk. Under ``running()`` (as ``serve`` runs it) a refresh is a task of its own:
+requests wait for it at most ``timeout_s`` and get ``refresh_unavailable``, while the token call
+goes on up to ``CALL_TIMEOUT_S`` and its answer is saved; without it, the call is bounded by
+``timeout_s`` (the CLI, tests).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +30,8 @@ from sidecar.store.views import ProfileView
 
 log = get_logger("sidecar.refresh")
 AuthLookup = Callable[[str], ProviderAuth | None]
+# OpenClaw's own token-call timeout; well inside the refresh lock's 180 s stale time.
+CALL_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -65,6 +72,17 @@ class Refresher:
         self._on_refresh = on_refresh
         self._flights: dict[tuple[str, str], _Flight] = {}
         self._in_use: dict[tuple[str, str], float] = {}
+        self._group: anyio.abc.TaskGroup | None = None
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Run refreshes as tasks of their own, which outlive the requests waiting for them."""
+        async with anyio.create_task_group() as group:
+            self._group = group
+            try:
+                yield
+            finally:
+                self._group = None
 
     def is_due(self, cred: OAuthCredential) -> bool:
         return not cred.is_usable(self.clock(), self.margin_ms)
@@ -81,29 +99,46 @@ class Refresher:
         key = (view.owner, view.id)
         flight = self._flights.get(key)
         if flight is not None:
-            await flight.done.wait()
-            if flight.error is not None:
-                raise flight.error
-            assert flight.result is not None
-            if flight.result.access.reveal() != rejected_access:
-                return flight.result
-        return await self._lead(key, agent, view, rejected_access)
-
-    async def _lead(
-        self, key: tuple[str, str], agent: str, view: ProfileView, rejected: str | None
-    ) -> OAuthCredential:
+            result = await self._wait(flight, view)
+            if result.access.reveal() != rejected_access:
+                return result
         flight = self._flights[key] = _Flight()
+        if self._group is None:
+            await self._fly(flight, key, agent, view, rejected_access)
+        else:
+            self._group.start_soon(self._fly, flight, key, agent, view, rejected_access)
+        return await self._wait(flight, view)
+
+    async def _wait(self, flight: _Flight, view: ProfileView) -> OAuthCredential:
+        with anyio.move_on_after(self.timeout_s):
+            await flight.done.wait()
+        if not flight.done.is_set():
+            raise RefreshUnavailable(
+                f"the token endpoint did not answer within {self.timeout_s:g} s (profile "
+                f"{view.id}); the refresh goes on and its answer will be saved, retry shortly"
+            )
+        if flight.error is not None:
+            raise flight.error
+        assert flight.result is not None
+        return flight.result
+
+    async def _fly(
+        self,
+        flight: _Flight,
+        key: tuple[str, str],
+        agent: str,
+        view: ProfileView,
+        rejected: str | None,
+    ) -> None:
         try:
             with anyio.CancelScope(shield=True):
-                result = await self.source.refresh(
+                flight.result = await self.source.refresh(
                     agent,
                     view.id,
                     self._exchange,
                     rejected_access=rejected,
                     margin_ms=self.margin_ms,
                 )
-            flight.result = result
-            return result
         except Exception as exc:
             flight.error = exc
             self.stats.failures[type(exc).__name__] = (
@@ -116,7 +151,6 @@ class Refresher:
                 agent=agent,
                 code=getattr(exc, "code", type(exc).__name__),
             )
-            raise
         finally:
             del self._flights[key]
             flight.done.set()
@@ -157,13 +191,14 @@ class Refresher:
             "accept": "application/json",
             **dict(request.headers),
         }
+        limit = self.timeout_s if self._group is None else CALL_TIMEOUT_S
         try:
-            with anyio.fail_after(self.timeout_s):
+            with anyio.fail_after(limit):
                 return await self.client.post(request.url, content=request.body, headers=headers)
         except (TimeoutError, httpx.TimeoutException) as exc:
             raise RefreshUnavailable(
-                f"the token endpoint of {auth.provider} did not answer within {self.timeout_s:g} "
-                f"s (profile {profile_id}); the old token is kept"
+                f"the token endpoint of {auth.provider} did not answer within {limit:g} s "
+                f"(profile {profile_id}); the old token is kept"
             ) from exc
         except httpx.HTTPError as exc:
             raise RefreshUnavailable(

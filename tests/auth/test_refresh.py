@@ -497,3 +497,30 @@ async def test_run_refreshes_due_profiles_in_the_background(h: Harness) -> None:
             await refreshed_event.wait()
             tg.cancel_scope.cancel()
     assert h.on_disk()["profiles"][PID] == refreshed()
+
+
+async def test_a_slow_endpoint_answers_the_request_but_its_rotation_is_still_saved(
+    h: Harness,
+) -> None:
+    """Under running(): a request stops waiting after timeout_s (refresh_unavailable), but the
+    token call goes on and its new refresh token reaches the disk, so the rotation the provider
+    made is not lost; the next request uses it without a token call."""
+    h.write("main", {PID: OLD})
+    view = await h.view()
+    release, answered = anyio.Event(), anyio.Event()
+
+    async def hold(_: httpx.Request) -> None:
+        answered.set()
+        await release.wait()
+
+    h.endpoint.hook = hold
+    refresher = h.refresher(timeout_s=0.2)
+    with anyio.fail_after(10):
+        async with refresher.running():
+            with pytest.raises(RefreshUnavailable, match="refresh goes on"):
+                await refresher.fresh("main", view)
+            await answered.wait()
+            release.set()
+            await refresher.fresh("main", view)  # waits for the same flight, or adopts
+        assert h.on_disk()["profiles"][PID] == refreshed()
+    assert h.endpoint.calls == 1

@@ -257,6 +257,10 @@ def test_a_token_endpoint_slower_than_the_timeout_gives_503(
     assert "did not answer within 1 s" in payload["error"]["message"]
     assert 1 <= elapsed < 3.5
     assert read_profiles(sidecars.state_dir) == before
+    # The token call goes on after the request's 503: the provider's late rotation is saved.
+    wait_until("the late answer saved", lambda: read_profiles(sidecars.state_dir) != before, 15)
+    saved = read_profiles(sidecars.state_dir)[CODEX_ID]["refresh"]
+    assert token_server.registry.refresh_tokens[saved].status == "active"
 
 
 def test_a_rejected_refresh_gives_401_reauth_required_naming_the_command(
