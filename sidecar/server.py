@@ -23,7 +23,7 @@ from sidecar.log import get_logger
 from sidecar.proxy.app import create_app, create_ops
 from sidecar.proxy.forward import Proxy
 from sidecar.proxy.metrics import Metrics
-from sidecar.proxy.transport import upstream_client
+from sidecar.proxy.transport import Upstream
 from sidecar.store.jsonstore import JsonStore, now_ms
 from sidecar.store.layout import Layout, resolve_home
 
@@ -85,7 +85,7 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
     sockets = [bind(listener) for listener in settings.listeners]
     metrics = Metrics()
     async with (
-        upstream_client(settings.upstream) as upstream,
+        Upstream(settings.upstream, environ=dict(environ)) as upstream,
         httpx.AsyncClient(timeout=httpx.Timeout(CALL_TIMEOUT_S, connect=10.0)) as tokens,
     ):
         refresher = Refresher(
@@ -127,6 +127,9 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
                 server_header=False,
                 date_header=False,  # the upstream's Date passes through; one is enough
                 proxy_headers=False,  # X-Forwarded-* from a caller never mean anything here
+                # h11, even where httptools is installed: httptools reduces an absolute-form
+                # target to its path, and such a request must be refused (invalid_path).
+                http="h11",
                 timeout_graceful_shutdown=5,
             )
             servers.append(_Server(config))

@@ -32,7 +32,7 @@ from sidecar.proxy.body import ClientDisconnected, RequestBody
 from sidecar.proxy.metrics import Metrics
 from sidecar.proxy.problems import error_body
 from sidecar.proxy.routing import Route, resolve_route, upstream_url
-from sidecar.proxy.transport import is_timeout
+from sidecar.proxy.transport import Upstream, is_timeout
 from sidecar.store.source import CredentialSource
 from sidecar.store.usage import FailureReason, failure_reason_for_status
 from sidecar.store.views import AgentView, ProfileView, ordered_profiles
@@ -64,7 +64,7 @@ class Proxy:
         source: CredentialSource,
         credentials: CredentialResolver,
         outcomes: Outcomes,
-        upstream: httpx.AsyncClient,
+        upstream: Upstream,
         metrics: Metrics,
         clock: Callable[[], int],
     ) -> None:
@@ -222,14 +222,14 @@ class Proxy:
         injection = rules.credential_injection(
             spec, cred.type, cred.secret.reveal(), account_id=cred.account_id
         )
-        request = self.upstream.build_request(
+        request = self.upstream.request(
             scope["method"],
             url,
-            headers=rules.outbound_request_headers(scope["headers"], injection),
-            content=content,
+            rules.outbound_request_headers(scope["headers"], injection),
+            content,
         )
         try:
-            return await self.upstream.send(request, stream=True)
+            return await self.upstream.send(request)
         except httpx.TransportError as exc:
             if isinstance(exc.__context__, ClientDisconnected):
                 raise ClientDisconnected from exc
@@ -284,19 +284,13 @@ class Proxy:
     ) -> None:
         ex.status = response.status_code
         try:
-            async with anyio.create_task_group() as tg:
-                if body.complete:
+            if body.complete and _may_stream(response):
+                async with anyio.create_task_group() as tg:
                     tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope, ex)
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": response.status_code,
-                        "headers": rules.response_headers(response.headers.raw),
-                    }
-                )
-                ex.response_started = True
-                await _relay(response, send, ex)
-                tg.cancel_scope.cancel()
+                    await _relay_all(response, send, ex)
+                    tg.cancel_scope.cancel()
+            else:
+                await _relay_all(response, send, ex)
         finally:
             await response.aclose()
 
@@ -339,6 +333,29 @@ class Proxy:
 
 def _reason(exc: httpx.TransportError) -> str:
     return type(exc.__cause__ or exc).__name__
+
+
+SMALL_BODY = 64 * 1024
+
+
+def _may_stream(response: httpx.Response) -> bool:
+    """Whether the answer may take long enough that a client leaving midway must cancel it
+    (SSE and other bodies without a small Content-Length). A small body with a length is sent
+    at once, and a disconnect then shows as a failed send: no watcher task is needed."""
+    length = response.headers.get("content-length")
+    return not (length is not None and length.isdigit() and int(length) <= SMALL_BODY)
+
+
+async def _relay_all(response: httpx.Response, send: Send, ex: Exchange) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status_code,
+            "headers": rules.response_headers(response.headers.raw),
+        }
+    )
+    ex.response_started = True
+    await _relay(response, send, ex)
 
 
 async def _relay(response: httpx.Response, send: Send, ex: Exchange) -> None:

@@ -1,59 +1,72 @@
-"""The upstream client: no default headers of its own, no cookie jar, the configured transport."""
+"""The upstream side: requests go straight through the configured transport, with no headers
+and no cookies of its own, and only real timeouts count as timeouts."""
 
 from __future__ import annotations
 
+import aiohttp
 import httpx
 import pytest
 from httpx_aiohttp import AiohttpTransport
 
 from sidecar.config import UpstreamSettings
-from sidecar.proxy.transport import is_timeout, upstream_client
+from sidecar.proxy.transport import Upstream, env_proxy, is_timeout
+from tests.fakes.server import serve_in_thread
 
-pytestmark = pytest.mark.filterwarnings("error")
+
+def echo_app() -> object:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def echo(request: Request) -> JSONResponse:
+        response = JSONResponse({"headers": [[k, v] for k, v in request.headers.items()]})
+        response.set_cookie("session", "agent-a")
+        return response
+
+    return Starlette(routes=[Route("/echo", echo)])
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
-async def test_the_client_adds_no_headers_and_keeps_no_cookies(transport: str) -> None:
-    """A Set-Cookie from one answer never rides on the next request; httpx's defaults stay out."""
-    seen: list[httpx.Headers] = []
+async def test_requests_carry_only_their_own_headers_and_no_cookies(transport: str) -> None:
+    """What goes upstream is exactly the headers given (plus Host and the body framing); a
+    Set-Cookie of one answer never rides on the next request, whichever transport."""
+    settings = UpstreamSettings(transport=transport)  # type: ignore[arg-type]
+    with serve_in_thread(echo_app()) as server:  # type: ignore[arg-type]
+        async with Upstream(settings, environ={}) as upstream:
+            seen = []
+            for _ in range(2):
+                request = upstream.request("GET", f"{server.url}/echo", [(b"x-a", b"1")], b"")
+                response = await upstream.send(request)
+                seen.append(
+                    dict(map(tuple, (await response.aread() and response.json())["headers"]))
+                )
+                await response.aclose()
+    assert [sorted(h) for h in seen] == [["host", "x-a"], ["host", "x-a"]]
 
-    def upstream(request: httpx.Request) -> httpx.Response:
-        seen.append(request.headers)
-        return httpx.Response(200, headers={"set-cookie": "session=agent-a; Path=/"})
 
-    async with upstream_client(UpstreamSettings(transport=transport)) as client:  # type: ignore[arg-type]
-        client._transport = httpx.MockTransport(upstream)  # the I/O edge, replaced
-        for _ in range(2):
-            await client.send(client.build_request("GET", "http://u.test/x", headers=[]))
-    assert [dict(h) for h in seen] == [{"host": "u.test"}, {"host": "u.test"}]
-
-
-@pytest.mark.anyio
-async def test_aiohttp_is_the_default_transport() -> None:
+def test_aiohttp_is_the_default_transport() -> None:
     """The default config talks to upstreams through aiohttp's pool (bench/ chose it)."""
-    async with upstream_client(UpstreamSettings()) as client:
-        assert isinstance(client._transport, AiohttpTransport)
+    assert isinstance(Upstream(UpstreamSettings(), environ={}).transport, AiohttpTransport)
 
 
 @pytest.mark.parametrize(
-    ("error", "timeout"),
-    [
-        (httpx.ReadTimeout("slow"), True),
-        (httpx.ConnectError("refused"), False),
-    ],
+    ("environ", "proxy"),
+    [({}, None), ({"HTTPS_PROXY": "http://p:3128"}, "http://p:3128"), ({"http_proxy": "x"}, "x")],
 )
-def test_is_timeout(error: httpx.TransportError, timeout: bool) -> None:
-    """Only real timeouts count as upstream_timeout."""
-    assert is_timeout(error) is timeout
+def test_env_proxy(environ: dict[str, str], proxy: str | None) -> None:
+    """A proxy from the usual variables is honoured (and only then paid for, with aiohttp)."""
+    assert env_proxy(environ) == proxy
 
 
-def test_an_aiohttp_connection_error_is_not_a_timeout() -> None:
-    """httpx-aiohttp maps a refused connection to ConnectTimeout; it is upstream_unavailable."""
-    import aiohttp
-
-    mapped = httpx.ConnectTimeout("mapped")
-    mapped.__cause__ = aiohttp.ServerDisconnectedError()
-    timed_out = httpx.ReadTimeout("mapped")
-    timed_out.__cause__ = aiohttp.ServerTimeoutError()
-    assert (is_timeout(mapped), is_timeout(timed_out)) == (False, True)
+def test_is_timeout() -> None:
+    """httpx-aiohttp maps a dropped connection to ConnectTimeout: that is not a timeout; aiohttp's
+    own timeout errors and httpx's are."""
+    dropped = httpx.ConnectTimeout("mapped")
+    dropped.__cause__ = aiohttp.ServerDisconnectedError()
+    slow = httpx.ReadTimeout("mapped")
+    slow.__cause__ = aiohttp.ServerTimeoutError()
+    assert [
+        is_timeout(e) for e in (dropped, slow, httpx.ReadTimeout("x"), httpx.ConnectError("x"))
+    ] == [False, True, True, False]
