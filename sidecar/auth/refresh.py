@@ -97,11 +97,12 @@ class Refresher:
         """A usable credential for ``view``'s OAuth profile, refreshing it if needed."""
         self._in_use[(agent, view.id)] = time.monotonic()
         key = (view.owner, view.id)
-        flight = self._flights.get(key)
-        if flight is not None:
+        while (flight := self._flights.get(key)) is not None:
             result = await self._wait(flight, view)
             if result.access.reveal() != rejected_access:
                 return result
+            # The flight brought back the very token this caller saw rejected: refresh again,
+            # joining the next flight if another waiter of the same one already started it.
         flight = self._flights[key] = _Flight()
         if self._group is None:
             await self._fly(flight, key, agent, view, rejected_access)
@@ -152,7 +153,8 @@ class Refresher:
                 code=getattr(exc, "code", type(exc).__name__),
             )
         finally:
-            del self._flights[key]
+            if self._flights.get(key) is flight:
+                del self._flights[key]
             flight.done.set()
 
     async def _exchange(self, cred: OAuthCredential) -> Mapping[str, Any]:

@@ -524,3 +524,34 @@ async def test_a_slow_endpoint_answers_the_request_but_its_rotation_is_still_sav
             await refresher.fresh("main", view)  # waits for the same flight, or adopts
         assert h.on_disk()["profiles"][PID] == refreshed()
     assert h.endpoint.calls == 1
+
+
+async def test_waiters_that_all_saw_the_flights_token_rejected_start_one_next_flight(
+    h: Harness,
+) -> None:
+    """Callers whose rejected token the running flight turns out to hand back: one next flight
+    among them, not one each, and none of them breaks another's bookkeeping."""
+    h.write("main", {PID: {**OLD, "expires": NOW + HOUR}})
+    view = await h.view()
+    release = anyio.Event()
+
+    async def hold(_: httpx.Request) -> None:
+        await release.wait()
+
+    h.endpoint.hook = hold
+    refresher = h.refresher()
+    results: dict[str, list[str]] = {"first": [], "next": []}
+
+    async def call(rejected: str, into: str) -> None:
+        cred = await refresher.fresh("main", view, rejected_access=rejected)
+        results[into].append(cred.access.reveal())
+
+    with anyio.fail_after(10):
+        async with refresher.running(), anyio.create_task_group() as tg:
+            tg.start_soon(call, "access-old", "first")
+            await anyio.wait_all_tasks_blocked()
+            for _ in range(20):
+                tg.start_soon(call, "access-1", "next")  # the token the first flight brings
+            await anyio.wait_all_tasks_blocked()
+            release.set()
+    assert (results, h.endpoint.calls) == ({"first": ["access-1"], "next": ["access-2"] * 20}, 2)
