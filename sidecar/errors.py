@@ -10,7 +10,8 @@ Every error a user can see is a ``SidecarError`` with a stable ``code`` (the val
     │   ├── StoreUnsupported     store_unsupported 500 a layout this version cannot serve
     │   └── StoreReadOnly        store_read_only  409  era-D/future store, or read-only folder
     ├── RouteError               (400/401/403/404)     what a request asked for cannot be served
-    │   InvalidAgent, InvalidPath, CallerUnauthorized, AgentMismatch, UnknownProvider, NoProfile
+    │   InvalidAgent, InvalidPath, CallerUnauthorized, AgentMismatch, UnknownProvider, NoProfile,
+    │   UpgradeUnsupported (426: websockets are not proxied; clients fall back to HTTP)
     ├── RefreshError
     │   ├── ReauthRequired       reauth_required  401  the refresh token was rejected
     │   └── RefreshUnavailable   refresh_unavailable 503  token endpoint down or slow
@@ -97,6 +98,11 @@ class UnknownProvider(RouteError):
 class NoProfile(RouteError):
     code = "no_profile"
     status = 404
+
+
+class UpgradeUnsupported(RouteError):
+    code = "upgrade_unsupported"
+    status = 426
 
 
 class RefreshError(SidecarError):

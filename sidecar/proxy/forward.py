@@ -24,6 +24,7 @@ from sidecar.errors import (
     RefreshError,
     SidecarError,
     UpstreamTimeout,
+    UpgradeUnsupported,
     UpstreamUnavailable,
 )
 from sidecar.log import get_logger
@@ -31,7 +32,7 @@ from sidecar.proxy import headers as rules
 from sidecar.proxy.body import ClientDisconnected, RequestBody
 from sidecar.proxy.metrics import Metrics
 from sidecar.proxy.problems import error_body
-from sidecar.proxy.routing import Route, resolve_route, upstream_url
+from sidecar.proxy.routing import Route, codex_path, resolve_route, upstream_url
 from sidecar.proxy.transport import Upstream, is_timeout
 from sidecar.store.source import CredentialSource
 from sidecar.store.usage import FailureReason, failure_reason_for_status
@@ -102,11 +103,17 @@ class Proxy:
     ) -> None:
         raw = scope["headers"]
         self._check_caller(raw)
+        if any(n.lower() == b"upgrade" and b"websocket" in v.lower() for n, v in raw):
+            # Codex and OpenClaw try a websocket first and fall back to HTTP on a 426.
+            raise UpgradeUnsupported("websocket upgrades are not proxied; use plain HTTP")
         route = self._route(scope)
         ex.agent, ex.provider = route.agent, route.provider
         view = await self.source.view(route.agent)
         cred, chosen, spec = await self._credential(route, view, ex)
-        url = upstream_url(spec.base_url, route.upstream_path, scope.get("query_string", b""))
+        path = route.upstream_path
+        if spec.kind == "openai-codex":
+            path = codex_path(spec.base_url, path)
+        url = upstream_url(spec.base_url, path, scope.get("query_string", b""))
         response = await self._send(scope, url, spec, cred, await self._content(raw, body))
         if response.status_code == 401 and cred.type == "oauth":
             response = await self._replay(scope, url, spec, cred, chosen, body, response, ex)

@@ -60,6 +60,17 @@ def resolve_route(
     return Route(agent, provider, profile_id, "/" + "/".join(rest) if rest else "")
 
 
+def codex_path(base_url: str, upstream_path: str) -> str:
+    """OpenClaw 2026.9.x appends ``/codex/responses`` to any Codex base that does not end in
+    ``/codex``, so pointing it at ``…/openai-codex`` would double the segment against the built-in
+    ``…/backend-api/codex`` base; that one leading ``/codex`` is dropped."""
+    if base_url.rstrip("/").endswith("/codex") and (
+        upstream_path == "/codex" or upstream_path.startswith("/codex/")
+    ):
+        return upstream_path[len("/codex") :]
+    return upstream_path
+
+
 def upstream_url(base_url: str, upstream_path: str, query: bytes) -> str:
     """``base_url`` + path (+ query), refused unless the result stays under ``base_url``."""
     if upstream_path and not upstream_path.startswith("/"):

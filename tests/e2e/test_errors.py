@@ -247,3 +247,19 @@ def test_error_paths_keep_the_sidecar_healthy(sidecar: Running, http: httpx.Clie
     assert http.get(sidecar.url() + "/healthz").json() == {"status": "ok"}
     ok = http.post(sidecar.url() + "/openai/v1/chat/completions", json=CHAT)
     assert ok.status_code == 200
+
+
+def test_websocket_upgrade_is_refused_with_426(
+    sidecar: Running, fake: FakeUpstream, http: httpx.Client
+) -> None:
+    """A websocket attempt (Codex, OpenClaw try one first) gets 426 and never reaches the
+    upstream, so the client falls back to plain HTTP at once."""
+    before = len(fake.recorder.requests)
+    response = http.get(
+        sidecar.url() + "/openai-codex/responses",
+        headers={"connection": "Upgrade", "upgrade": "websocket", "sec-websocket-version": "13"},
+    )
+    assert sidecar_error(response) == openai_style(
+        426, "upgrade_unsupported", "invalid_request_error"
+    )
+    assert len(fake.recorder.requests) == before

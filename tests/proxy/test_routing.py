@@ -17,6 +17,7 @@ from sidecar.errors import (
 from sidecar.proxy.routing import (
     RESERVED_PATHS,
     Route,
+    codex_path,
     is_valid_agent_id,
     resolve_route,
     upstream_url,
@@ -343,3 +344,18 @@ def test_agent_ids_from_path_and_header_are_checked(agent: str) -> None:
             raise AssertionError(f"unexpected {exc!r}") from exc
         else:
             assert result.agent == agent
+
+
+@pytest.mark.parametrize(
+    ("base", "path", "expected"),
+    [
+        ("https://chatgpt.com/backend-api/codex", "/codex/responses", "/responses"),
+        ("https://chatgpt.com/backend-api/codex", "/codex", ""),
+        ("https://chatgpt.com/backend-api/codex", "/responses", "/responses"),
+        ("https://chatgpt.com/backend-api/codex", "/codexes/x", "/codexes/x"),
+        ("https://relay.example/backend-api", "/codex/responses", "/codex/responses"),
+    ],
+)
+def test_codex_path_drops_the_segment_openclaw_appends(base: str, path: str, expected: str) -> None:
+    """OpenClaw 2026.9.x's '/codex/responses' on a base already ending in /codex is not doubled."""
+    assert codex_path(base, path) == expected
