@@ -23,8 +23,8 @@ from sidecar.errors import (
     NoProfile,
     RefreshError,
     SidecarError,
-    UpstreamTimeout,
     UpgradeUnsupported,
+    UpstreamTimeout,
     UpstreamUnavailable,
 )
 from sidecar.log import get_logger
