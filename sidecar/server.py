@@ -24,8 +24,11 @@ from sidecar.proxy.app import create_app, create_ops
 from sidecar.proxy.forward import Proxy
 from sidecar.proxy.metrics import Metrics
 from sidecar.proxy.transport import Upstream
+from sidecar.store.composite import with_fleet
 from sidecar.store.jsonstore import JsonStore, now_ms
 from sidecar.store.layout import Layout, resolve_home
+from sidecar.store.sources import open_source
+from sidecar.store.sqlitestore import SqliteStore
 
 log = get_logger("sidecar.server")
 
@@ -49,9 +52,10 @@ def auth_lookup(providers: Mapping[str, ProviderSpec]) -> AuthLookup:
     return auth_for
 
 
-def open_store(settings: Settings, environ: Mapping[str, str]) -> JsonStore:
+def open_store(settings: Settings, environ: Mapping[str, str]) -> JsonStore | SqliteStore:
+    """The install's credential source: the JSON store, or OpenClaw's SQLite store (era D)."""
     layout = Layout.from_env(environ, state_dir=settings.state_dir)
-    return JsonStore(layout, home=resolve_home(environ))
+    return open_source(layout, home=resolve_home(environ), clock=now_ms)
 
 
 def bind(listener: Listener) -> socket.socket:
@@ -82,6 +86,8 @@ class _Server(uvicorn.Server):
 
 async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
     store = open_store(settings, environ)
+    log.info("store_opened", layout="sqlite" if isinstance(store, SqliteStore) else "json")
+    source = with_fleet(store, settings)  # plus the fleet's Redis when [fleet] is configured
     sockets = [bind(listener) for listener in settings.listeners]
     metrics = Metrics()
     async with (
@@ -89,7 +95,7 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
         httpx.AsyncClient(timeout=httpx.Timeout(CALL_TIMEOUT_S, connect=10.0)) as tokens,
     ):
         refresher = Refresher(
-            store,
+            source,
             tokens,
             auth_lookup(settings.providers),
             clock=now_ms,
@@ -97,7 +103,7 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
             margin_ms=int(settings.refresh.margin_seconds * 1000),
             on_refresh=metrics.on_refresh,
         )
-        outcomes = Outcomes(store, clock=now_ms)
+        outcomes = Outcomes(source, clock=now_ms)
         credentials = CredentialResolver(
             refresher,
             environ=environ,
@@ -105,13 +111,13 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
             secret_providers=lambda: store.config().secret_providers,
             clock=now_ms,
         )
-        ops = create_ops(store, metrics, settings.default_agent)
+        ops = create_ops(source, metrics, settings.default_agent)
         servers = []
         for listener in settings.listeners:
             proxy = Proxy(
                 settings,
                 listener,
-                source=store,
+                source=source,
                 credentials=credentials,
                 outcomes=outcomes,
                 upstream=upstream,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from sidecar import imports
 from sidecar.cli.common import UsageError
+from sidecar.cli.fleet import cmd_fleet
 from sidecar.cli.paste import cmd_paste
 from sidecar.cli.serve import cmd_serve
 from sidecar.cli.signin import cmd_import, cmd_login
@@ -56,6 +57,18 @@ examples:
   openclaw-sidecar import claude-cli
   openclaw-sidecar import codex-cli --agent work
   openclaw-sidecar import claude-cli --path /mnt/laptop/.claude/.credentials.json
+"""
+FLEET_EPILOG = """\
+Needs a [fleet] table in the config (url_file: a redis:// or rediss:// URL; key_file: base64 of
+32 random bytes, the AES-GCM key for secrets at rest; prefix). Every sidecar whose config names
+the same Redis, prefix and key serves the fleet's profiles to their agent. Refresh tokens are
+single-use: push removes the local copy's refresh token so this host's OpenClaw cannot fork the
+token chain; pull moves the profile back and removes it from the fleet.
+
+examples:
+  openclaw-sidecar fleet push --profile-id openai-codex:me@example.com --config fleet.toml
+  openclaw-sidecar fleet list --json --config fleet.toml
+  openclaw-sidecar fleet pull --profile-id openai-codex:me@example.com --agent work
 """
 
 
@@ -136,6 +149,25 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--path", help="the credential file (default: that CLI's own)")
     im.add_argument("--profile-id", help="default: anthropic:claude-cli / openai-codex:codex-cli")
     im.set_defaults(run=cmd_import)
+
+    fl = sub.add_parser(
+        "fleet",  # --config/--state-dir go after the action (a parent's would be overwritten)
+        help="move profiles between this host's store and the fleet's Redis; list the fleet",
+        epilog=FLEET_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fleet_sub = fl.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, what in (
+        ("push", "move a local profile into the fleet (drops the local refresh token)"),
+        ("pull", "move a fleet profile back into the local store"),
+    ):
+        fp = fleet_sub.add_parser(action, parents=[common], help=what)
+        fp.add_argument("--profile-id", required=True)
+        fp.add_argument("--agent", default=DEFAULT_AGENT)
+        fp.set_defaults(run=cmd_fleet)
+    fls = fleet_sub.add_parser("list", parents=[common], help="the fleet's profiles, masked")
+    fls.add_argument("--json", action="store_true", help="machine-readable output")
+    fls.set_defaults(run=cmd_fleet)
     return parser
 
 

@@ -11,6 +11,8 @@ from sidecar.config import Settings, load_settings, with_overrides
 from sidecar.errors import SidecarError
 from sidecar.store.jsonstore import JsonStore
 from sidecar.store.layout import Layout, resolve_home
+from sidecar.store.sources import open_source
+from sidecar.store.sqlitestore import SqliteStore
 
 
 class UsageError(SidecarError):
@@ -29,7 +31,16 @@ def settings_of(args: argparse.Namespace) -> Settings:
     )
 
 
-def open_store(args: argparse.Namespace, environ: Mapping[str, str]) -> JsonStore:
+def open_store(args: argparse.Namespace, environ: Mapping[str, str]) -> JsonStore | SqliteStore:
+    """The install's store, JSON or SQLite (era D), re-read on every call."""
     settings = settings_of(args)
     layout = Layout.from_env(environ, state_dir=settings.state_dir)
-    return JsonStore(layout, home=resolve_home(environ), check_interval_s=0)
+    return open_source(layout, home=resolve_home(environ), check_interval_s=0)
+
+
+def for_store(store: JsonStore | SqliteStore, fields: dict[str, object]) -> dict[str, object]:
+    """OpenClaw 2026.6.1+ stores ChatGPT/Codex logins as provider ``openai`` (store spec §3):
+    in an SQLite store (2026.6.5+) the sidecar's ``openai-codex`` logins are written so."""
+    if isinstance(store, SqliteStore) and fields.get("provider") == "openai-codex":
+        return {**fields, "provider": "openai"}
+    return fields

@@ -13,7 +13,7 @@ import httpx
 
 from sidecar import imports, server
 from sidecar.auth import login
-from sidecar.cli.common import UsageError, open_store, settings_of
+from sidecar.cli.common import UsageError, for_store, open_store, settings_of
 from sidecar.store.jsonstore import now_ms
 from sidecar.store.layout import check_agent_id
 
@@ -59,6 +59,8 @@ def cmd_login(args: argparse.Namespace, out: TextIO) -> int:
             now_ms=now_ms,
         )
     email = fields.get("email")
+    fields = for_store(store, fields)
+    provider = str(fields["provider"])
     profile_id = profile_id or login.profile_id_for(provider, str(email) if email else None)
     path = store.put_profile_sync(agent, profile_id, fields)
     out.write(f"Stored {profile_id} (oauth, provider {provider}) for agent {agent} in {path}\n")
@@ -70,9 +72,13 @@ def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
     path = Path(args.path).expanduser() if args.path else None
     path = path or imports.default_path(args.source, os.environ)
     found = imports.read(args.source, path)
-    profile_id = profile_id or found.profile_id
-    stored = open_store(args, os.environ).put_profile_sync(agent, profile_id, found.fields)
-    kind = f"{found.fields['type']}, provider {found.fields['provider']}"
+    store = open_store(args, os.environ)
+    fields = for_store(store, dict(found.fields))
+    renamed = fields["provider"] != found.fields["provider"]
+    default_id = "openai:" + found.profile_id.split(":", 1)[1] if renamed else found.profile_id
+    profile_id = profile_id or default_id
+    stored = store.put_profile_sync(agent, profile_id, fields)
+    kind = f"{fields['type']}, provider {fields['provider']}"
     out.write(f"Stored {profile_id} ({kind}) for agent {agent} in {stored}\n")
     first = settings.listeners[0]
     base = imports.sidecar_base(first.host, first.port, agent, settings.default_agent)

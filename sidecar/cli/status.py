@@ -10,8 +10,10 @@ from typing import Any, TextIO
 from sidecar import status
 from sidecar.cli.common import open_store
 from sidecar.errors import SidecarError, StoreUnsupported
+from sidecar.store import fence, sources
 from sidecar.store.jsonstore import now_ms
 from sidecar.store.layout import check_agent_id
+from sidecar.store.sqlitestore import SqliteStore
 from sidecar.store.views import AgentView
 
 
@@ -20,18 +22,30 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     agents = [check_agent_id(args.agent)] if args.agent else store.agents()
     views: list[AgentView] = []
     errors: list[dict[str, str]] = []
+    sqlite = isinstance(store, SqliteStore)
     for agent in agents:
         try:
             views.append(store.view_sync(agent))
         except SidecarError as exc:
-            era = "sqlite" if isinstance(exc, StoreUnsupported) else "unknown"
+            era = "sqlite" if sqlite or isinstance(exc, StoreUnsupported) else "unknown"
             errors.append({"agent": agent, "era": era, "code": exc.code, "message": exc.message})
     doc = status.report(views, now_ms(), errors)
+    for entry, view in zip(doc["agents"], views, strict=True):
+        _annotate(entry, view, sources.notices(store, view.agent, view))
     if args.json:
         out.write(json.dumps(doc, indent=2) + "\n")
     else:
         out.write(_status_table(doc))
     return status.check_exit_code(doc) if args.check else 0
+
+
+def _annotate(entry: dict[str, Any], view: AgentView, notices: list[str]) -> None:
+    """Era D: a profile OpenClaw is refreshing (``fence: pending``) or whose refresh failed
+    (``fence: failed``, sign in again), and the agent's notices."""
+    entry["notices"] = notices
+    for profile in entry["profiles"]:
+        found = fence.parse_fence(view.profiles[profile["profileId"]].profile.raw)
+        profile["fence"] = found.state if found else None
 
 
 def _status_table(doc: dict[str, Any]) -> str:
@@ -43,10 +57,13 @@ def _status_table(doc: dict[str, Any]) -> str:
         for p in agent["profiles"]:
             left = "" if p["remainingMs"] is None else status.format_duration(p["remainingMs"])
             cooldown = "  cooldown" if p["cooldownUntil"] else ""
+            if p.get("fence"):
+                cooldown += f"  fence:{p['fence']}"
             lines.append(
                 f"  {p['profileId']:<40} {p['type']:<8} {p['status']:<9} {left:>7}  "
                 f"{p['secret']}  {p['source']}{' (inherited)' if p['inherited'] else ''}{cooldown}"
             )
         lines += [f"  skipped {s['profileId']}: {s['reason']}" for s in agent["skipped"]]
+        lines += [f"  note: {n}" for n in agent.get("notices", ())]
     lines += [f"agent {e['agent']}: {e['code']}: {e['message']}" for e in doc["errors"]]
     return "\n".join(lines) + "\n"

@@ -1,7 +1,7 @@
 """The credential-source interface: all the proxy, the refresher and the CLI need of a store.
 
-OpenClaw's JSON files are the first implementation (``jsonstore``); its SQLite store and a
-Redis fleet store arrive as further modules implementing the same protocol.
+OpenClaw's JSON files are the first implementation (``jsonstore``), its SQLite store the second
+(``sqlitestore``); ``sources.open_source`` picks the one an install needs.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from sidecar.store.layout import Layout
 from sidecar.store.model import REFRESH_MARGIN_MS, AuthState, OAuthCredential
+from sidecar.store.openclaw_json import OpenClawConfig
 from sidecar.store.views import AgentView
 
 # Called with the credential read under the locks; returns the fields the provider gave back,
@@ -20,12 +22,23 @@ StateUpdate = Callable[[AuthState], AuthState]
 
 
 class CredentialSource(Protocol):
+    layout: Layout  # the state dir's paths (with openclaw.json's agentDir overrides)
+    home: Path  # OpenClaw's home, for ``~`` in SecretRefs and config paths
+
+    def config(self) -> OpenClawConfig:
+        """``openclaw.json`` as last read (agents, auth.order, secrets.providers)."""
+        ...
+
     def agents(self) -> list[str]:
         """Every agent this source knows, ``main`` first."""
         ...
 
     async def view(self, agent: str) -> AgentView:
         """The agent's merged profiles; cached, and cheap when nothing changed."""
+        ...
+
+    def view_sync(self, agent: str) -> AgentView:
+        """``view`` for the CLI, which has no event loop."""
         ...
 
     async def refresh(
@@ -48,4 +61,8 @@ class CredentialSource(Protocol):
 
     async def put_profile(self, agent: str, profile_id: str, fields: Mapping[str, Any]) -> Path:
         """Store a new or replaced profile in ``agent``'s own store; returns where it went."""
+        ...
+
+    def put_profile_sync(self, agent: str, profile_id: str, fields: Mapping[str, Any]) -> Path:
+        """``put_profile`` for the CLI (login, paste, import)."""
         ...

@@ -34,7 +34,7 @@ class StoreSnapshot:
 class ProfileView:
     profile: Profile
     owner: str
-    origin: Path
+    origin: Path | str  # the store file, or a fleet's redis://host:port/<prefix>
 
     @property
     def id(self) -> str:
