@@ -22,6 +22,7 @@ from sidecar.store.legacy import parse_legacy, profiles_from_auth_json, profiles
 from sidecar.store.model import AuthState, OAuthCredential, ProfilesDoc, StoreFormatError
 from sidecar.store.openclaw_json import OpenClawConfig, load_openclaw_config
 from sidecar.store.source import Exchange, StateUpdate
+from sidecar.store.viewcache import ViewCache
 from sidecar.store.views import AgentView, StoreSnapshot, merge_inline_state, merge_view
 
 T = TypeVar("T")
@@ -68,10 +69,9 @@ class JsonStore:
         self.check_interval_s = check_interval_s
         self._config = OpenClawConfig()
         self._config_key: tuple[int, int, int] | bool | None = False  # False: never read
-        # Parsed stores by agent, keyed by their files' stat; views built from them, with when
-        # their files were last checked and until when the view may stand (see _recheck_at).
+        # Parsed stores by agent, keyed by their files' stat, and the views built from them.
         self._snaps: dict[str, tuple[tuple[Any, ...], StoreSnapshot | None]] = {}
-        self._views: dict[str, _CachedView] = {}
+        self._views = ViewCache(check_interval_s, clock)
         self._local: dict[Path, anyio.Lock] = {}
 
     # --- reading -------------------------------------------------------------------------------
@@ -89,38 +89,24 @@ class JsonStore:
         return self._config
 
     async def view(self, agent: str) -> AgentView:
-        cached = self._fresh_cached(agent)
+        cached = self._views.fresh(agent)
         if cached is not None:
             return cached
         return await anyio.to_thread.run_sync(self.view_sync, agent)
 
     def view_sync(self, agent: str) -> AgentView:
         check_agent_id(agent)
-        cached = self._fresh_cached(agent)
+        cached = self._views.fresh(agent)
         if cached is not None:
             return cached
         signature = self._signature(agent)
-        entry = self._views.get(agent)
-        if entry is not None and entry.signature == signature and self.clock() < entry.recheck_at:
-            entry.checked_at = time.monotonic()
-            return entry.view
-        view = self._build_view(agent)
-        self._views[agent] = _CachedView(
-            signature, time.monotonic(), _recheck_at(view, self.clock()), view
+        return self._views.matching(agent, signature) or self._views.put(
+            agent, signature, self._build_view(agent)
         )
-        return view
-
-    def _fresh_cached(self, agent: str) -> AgentView | None:
-        entry = self._views.get(agent)
-        if entry is None or time.monotonic() - entry.checked_at >= self.check_interval_s:
-            return None
-        return entry.view if self.clock() < entry.recheck_at else None
 
     def invalidate(self) -> None:
-        """Look at the files again on the next read (after our own writes); what did not
-        change is not parsed again."""
-        for entry in self._views.values():
-            entry.checked_at = -float("inf")
+        """Look at the files again on the next read; what did not change is not re-parsed."""
+        self._views.invalidate()
 
     def _build_view(self, agent: str) -> AgentView:
         self._load_config()
@@ -348,27 +334,6 @@ class JsonStore:
             with _os_errors():
                 async with locks.ahold(path, policy):
                     yield
-
-
-@dataclass
-class _CachedView:
-    signature: tuple[Any, ...]
-    checked_at: float  # time.monotonic() of the last look at the files
-    recheck_at: int  # epoch ms after which the view must be merged again (see _recheck_at)
-    view: AgentView
-
-
-def _recheck_at(view: AgentView, now_ms: int) -> int:
-    """Inheritance depends on the clock: an agent's own OAuth copy gives way to main's fresher
-    one once it stops being usable (store spec §7), so the view is merged again by then."""
-    turns = [
-        p.profile.expires - model.REFRESH_MARGIN_MS
-        for p in view.profiles.values()
-        if p.owner == view.agent != DEFAULT_AGENT
-        and isinstance(p.profile, OAuthCredential)
-        and p.profile.expires is not None
-    ]
-    return min((t for t in turns if t > now_ms), default=2**62)
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ from sidecar.store.model import AuthState, JSONObject, OAuthCredential, Profiles
 from sidecar.store.openclaw_json import OpenClawConfig, load_openclaw_config
 from sidecar.store.source import Exchange, StateUpdate
 from sidecar.store.sqlitedb import Kind, Readers, Rows, Target, dump_compact, put_cell, transact
+from sidecar.store.viewcache import ViewCache
 from sidecar.store.views import AgentView, StoreSnapshot, merge_view
 
 
@@ -48,7 +49,7 @@ class SqliteStore:
         self.readers = Readers()
         self.refresher = sqliterefresh.FenceRefresh(self)
         self._config = OpenClawConfig()
-        self._cache: dict[str, tuple[tuple[Any, ...], float, AgentView]] = {}
+        self._views = ViewCache(check_interval_s, clock)
 
     # --- where things are ----------------------------------------------------------------------
 
@@ -106,33 +107,23 @@ class SqliteStore:
     # --- reading -------------------------------------------------------------------------------
 
     async def view(self, agent: str) -> AgentView:
-        cached = self._fresh_cached(agent)
+        cached = self._views.fresh(agent)
         if cached is not None:
             return cached
         return await anyio.to_thread.run_sync(self.view_sync, agent)
 
     def view_sync(self, agent: str) -> AgentView:
         check_agent_id(agent)
-        cached = self._fresh_cached(agent)
+        cached = self._views.fresh(agent)
         if cached is not None:
             return cached
         signature = self._signature(agent)
-        entry = self._cache.get(agent)
-        if entry is not None and entry[0] == signature:
-            self._cache[agent] = (signature, time.monotonic(), entry[2])
-            return entry[2]
-        view = self._build_view(agent)
-        self._cache[agent] = (signature, time.monotonic(), view)
-        return view
-
-    def _fresh_cached(self, agent: str) -> AgentView | None:
-        entry = self._cache.get(agent)
-        if entry is not None and time.monotonic() - entry[1] < self.check_interval_s:
-            return entry[2]
-        return None
+        return self._views.matching(agent, signature) or self._views.put(
+            agent, signature, self._build_view(agent)
+        )
 
     def invalidate(self) -> None:
-        self._cache.clear()
+        self._views.invalidate()
 
     def _signature(self, agent: str) -> tuple[Any, ...]:
         """Cheap: a stat of the config and the JSON files beside, ``data_version`` per DB."""
@@ -226,7 +217,7 @@ class SqliteStore:
                 transact(found.path, found.kind, work)
         else:
             transact(found.path, found.kind, work)
-        self._cache.clear()
+        self.invalidate()
         return found.path
 
     async def update_state(self, agent: str, update: StateUpdate) -> None:
@@ -241,7 +232,7 @@ class SqliteStore:
             put_cell(conn, found.kind, "state", cell, self.clock())
 
         transact(found.path, found.kind, work)
-        self._cache.clear()
+        self.invalidate()
 
     def swap_profile(
         self, found: Target, profile_id: str, expected: Mapping[str, Any], new: JSONObject
@@ -259,7 +250,7 @@ class SqliteStore:
             return dict(current) if isinstance(current, dict) else None
 
         result = transact(found.path, found.kind, work)
-        self._cache.clear()
+        self.invalidate()
         return result
 
     def refresh_lock(self, provider: str, profile_id: str) -> Path:
