@@ -136,6 +136,8 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
                 # h11, even where httptools is installed: httptools reduces an absolute-form
                 # target to its path, and such a request must be refused (invalid_path).
                 http="h11",
+                ssl_certfile=listener.tls_cert_file,
+                ssl_keyfile=listener.tls_key_file,
                 timeout_graceful_shutdown=5,
             )
             servers.append(_Server(config))
@@ -152,6 +154,7 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
                         host=listener.host,
                         port=listener.port,
                         agent=listener.agent,
+                        tls=listener.tls_cert_file is not None,
                         caller_auth=listener.client_token is not None,
                     )
                 front.start_soon(_stop_on_signal, servers, front.cancel_scope)

@@ -224,9 +224,13 @@ def test_home_is_expanded_in_paths() -> None:
 
 def test_non_loopback_listener_with_token_file_is_allowed() -> None:
     """A listener on the network is fine once callers must present a token."""
-    doc = {"listeners": [{"host": "0.0.0.0", "port": 8080, "client_token_file": "/t"}]}
+    doc = {
+        "listeners": [
+            {"host": "0.0.0.0", "port": 8080, "client_token_file": "/t", "plaintext": True}
+        ]
+    }
     assert parse_settings(doc, source=SOURCE).listeners == (
-        Listener(host="0.0.0.0", port=8080, client_token_file=Path("/t")),
+        Listener(host="0.0.0.0", port=8080, client_token_file=Path("/t"), plaintext=True),
     )
 
 
@@ -237,7 +241,8 @@ def test_non_loopback_listener_with_token_file_is_allowed() -> None:
          "log, providers, refresh, state_dir, upstream"),
         ({"listeners": [{"port": 1, "hots": "x", "agnet": "a"}]},
          "listeners[0].agnet, listeners[0].hots: unknown key; "
-         "expected one of agent, client_token_file, host, port"),
+         "expected one of agent, client_token_file, host, plaintext, port, tls_cert_file, "
+         "tls_key_file"),
         ({"listeners": [{"port": 1}, {"port": 0}]},
          "listeners[1].port: must be an integer 1-65535"),
         ({"listeners": [{"port": 70000}]}, "listeners[0].port: must be an integer 1-65535"),
@@ -514,3 +519,53 @@ def test_with_overrides_is_validated(overrides: dict[str, object], message: str)
     with pytest.raises(ConfigError) as caught:
         with_overrides(settings, **overrides)  # type: ignore[arg-type]
     assert caught.value.message == message
+
+
+@pytest.mark.parametrize(
+    ("listener", "message"),
+    [
+        ({"host": "0.0.0.0", "client_token_file": "/t"},
+         "listeners[0].host: 0.0.0.0 is not a loopback address, so this listener needs "
+         "listeners[0].tls_cert_file and listeners[0].tls_key_file (or plaintext = true, only "
+         "inside a container or pod no other host reaches)"),
+        ({"host": "0.0.0.0", "client_token_file": "/t", "tls_cert_file": "/c"},
+         "listeners[0].tls_key_file: TLS needs both a certificate and its key"),
+        ({"tls_key_file": "/k"},
+         "listeners[0].tls_cert_file: TLS needs both a certificate and its key"),
+        ({"host": "0.0.0.0", "tls_cert_file": "/c", "tls_key_file": "/k"},
+         "listeners[0].host: 0.0.0.0 is not a loopback address, so this listener needs a "
+         "client_token_file: credentials must not be offered to the network without caller auth"),
+        ({"plaintext": "yes"}, "listeners[0].plaintext: must be true or false"),
+    ],
+)  # fmt: skip
+def test_a_network_listener_needs_tls_and_a_client_token(
+    listener: dict[str, object], message: str
+) -> None:
+    """A non-loopback listener without TLS (or the explicit in-container plaintext) or without a
+    client token is refused at start-up, naming the keys."""
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"listeners": [{"port": 8443, **listener}]}, source="c.toml")
+    assert caught.value.message == f"c.toml: {message}"
+
+
+def test_a_network_listener_with_tls_and_a_token_is_accepted() -> None:
+    """TLS files and a client token make a 0.0.0.0 listener valid."""
+    doc = {"listeners": [{"host": "0.0.0.0", "port": 8443, "client_token_file": "/t",
+                          "tls_cert_file": "/c", "tls_key_file": "/k"}]}  # fmt: skip
+    assert parse_settings(doc, source="c.toml").listeners == (
+        Listener(host="0.0.0.0", port=8443, client_token_file=Path("/t"),
+                 tls_cert_file=Path("/c"), tls_key_file=Path("/k")),
+    )  # fmt: skip
+
+
+def test_unreadable_tls_files_fail_at_start_up(tmp_path: Path) -> None:
+    """A TLS file that cannot be read is refused before binding, naming the key."""
+    token = tmp_path / "token"
+    token.write_text("t0ken")
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[[listeners]]\nport = 8443\ntls_cert_file = "{tmp_path}/missing.crt"\n'
+        f'tls_key_file = "{tmp_path}/missing.key"\n'
+    )
+    with pytest.raises(ConfigError, match=r"listeners\[0\]\.tls_cert_file: cannot read"):
+        load_settings(config, {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import replace
@@ -33,6 +34,14 @@ def read_client_token(listener: Listener, index: int) -> str:
     if TOKEN_PATTERN.fullmatch(token) is None:
         raise ConfigError(f"{key}: {path} must hold one token of printable ASCII, no spaces")
     return token
+
+
+def _check_tls_files(settings: Settings) -> None:
+    for i, listener in enumerate(settings.listeners):
+        for name in ("tls_cert_file", "tls_key_file"):
+            path = getattr(listener, name)
+            if path is not None and not os.access(path, os.R_OK):
+                raise ConfigError(f"listeners[{i}].{name}: cannot read {path}")
 
 
 def _with_client_tokens(settings: Settings) -> Settings:
@@ -68,6 +77,7 @@ def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
         return Settings()
     settings = parse_settings(_read_toml(chosen), source=str(chosen))
     try:
+        _check_tls_files(settings)
         return _with_client_tokens(settings)
     except ConfigError as exc:
         raise ConfigError(f"{chosen}: {exc.message}") from None

@@ -47,6 +47,12 @@ def _path(value: object, key: str) -> Path:
     return Path(value).expanduser()
 
 
+def _bool(value: object, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}: must be true or false")
+    return value
+
+
 def parse_port(value: object, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
         raise ConfigError(f"{key}: must be an integer 1-65535")
@@ -158,6 +164,9 @@ _LISTENER_FIELDS: Fields = {
     "port": parse_port,
     "agent": _name,
     "client_token_file": _path,
+    "tls_cert_file": _path,
+    "tls_key_file": _path,
+    "plaintext": _bool,
 }
 _PROVIDER_FIELDS: Fields = {
     "kind": _choice("openai", "openai-codex", "anthropic", "generic"),
@@ -230,12 +239,27 @@ def check_listeners(listeners: tuple[Listener, ...]) -> None:
                 f"is already used by listeners[{seen[address]}]"
             )
         seen[address] = i
-        if not is_loopback(listener.host) and listener.client_token_file is None:
+        _check_tls(i, listener)
+        if is_loopback(listener.host):
+            continue
+        if listener.client_token_file is None:
             raise ConfigError(
                 f"listeners[{i}].host: {listener.host} is not a loopback address, so this "
                 "listener needs a client_token_file: credentials must not be offered to the "
                 "network without caller auth"
             )
+        if listener.tls_cert_file is None and not listener.plaintext:
+            raise ConfigError(
+                f"listeners[{i}].host: {listener.host} is not a loopback address, so this "
+                f"listener needs listeners[{i}].tls_cert_file and listeners[{i}].tls_key_file "
+                "(or plaintext = true, only inside a container or pod no other host reaches)"
+            )
+
+
+def _check_tls(i: int, listener: Listener) -> None:
+    if (listener.tls_cert_file is None) != (listener.tls_key_file is None):
+        missing = "tls_key_file" if listener.tls_key_file is None else "tls_cert_file"
+        raise ConfigError(f"listeners[{i}].{missing}: TLS needs both a certificate and its key")
 
 
 def _provider(name: str, value: object) -> ProviderSpec:

@@ -49,6 +49,11 @@ class Listener:
     agent: str | None = None
     client_token_file: Path | None = None
     client_token: Secret | None = None  # read by load_settings; its repr is masked
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    # Plain HTTP on a non-loopback address: only inside a container or pod whose port no other
+    # host can reach (the compose and Kubernetes examples); a central sidecar uses TLS.
+    plaintext: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
