@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sidecar import imports
+from sidecar import imports, log
 from sidecar.cli.common import UsageError
 from sidecar.cli.fleet import cmd_fleet
 from sidecar.cli.paste import cmd_paste
@@ -173,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Log lines go to stderr, JSON, warnings and up: stdout is the command's own output (serve
+    # sets its configured level). structlog's default would print everything to stdout.
+    log.configure("warning")
     try:
         code: int = args.run(args, sys.stdout)
     except SidecarError as exc:

@@ -7,28 +7,28 @@ import json
 import os
 from typing import Any, TextIO
 
+import anyio
+
 from sidecar import status
-from sidecar.cli.common import open_store
+from sidecar.cli.common import open_store, settings_of
+from sidecar.config import Settings
 from sidecar.errors import SidecarError, StoreUnsupported
 from sidecar.store import fence, sources
+from sidecar.store.composite import CompositeSource, with_fleet
 from sidecar.store.jsonstore import now_ms
 from sidecar.store.layout import check_agent_id
+from sidecar.store.source import CredentialSource
 from sidecar.store.sqlitestore import SqliteStore
 from sidecar.store.views import AgentView
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     store = open_store(args, os.environ)
-    agents = [check_agent_id(args.agent)] if args.agent else store.agents()
-    views: list[AgentView] = []
-    errors: list[dict[str, str]] = []
-    sqlite = isinstance(store, SqliteStore)
-    for agent in agents:
-        try:
-            views.append(store.view_sync(agent))
-        except SidecarError as exc:
-            era = "sqlite" if sqlite or isinstance(exc, StoreUnsupported) else "unknown"
-            errors.append({"agent": agent, "era": era, "code": exc.code, "message": exc.message})
+    settings = settings_of(args)
+    if settings.fleet is None:
+        views, errors = _views(store, [check_agent_id(args.agent)] if args.agent else None)
+    else:  # the fleet's profiles too: their source is the fleet's redis:// origin
+        views, errors = anyio.run(_fleet_views, store, settings, args.agent)
     doc = status.report(views, now_ms(), errors)
     for entry, view in zip(doc["agents"], views, strict=True):
         _annotate(entry, view, sources.notices(store, view.agent, view))
@@ -37,6 +37,42 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     else:
         out.write(_status_table(doc))
     return status.check_exit_code(doc) if args.check else 0
+
+
+Views = tuple[list[AgentView], list[dict[str, str]]]
+
+
+def _views(store: CredentialSource, agents: list[str] | None) -> Views:
+    views: list[AgentView] = []
+    errors: list[dict[str, str]] = []
+    for agent in agents if agents is not None else store.agents():
+        try:
+            views.append(store.view_sync(agent))
+        except SidecarError as exc:
+            errors.append(_error(store, agent, exc))
+    return views, errors
+
+
+async def _fleet_views(store: CredentialSource, settings: Settings, agent: str | None) -> Views:
+    source = with_fleet(store, settings)
+    views: list[AgentView] = []
+    errors: list[dict[str, str]] = []
+    try:
+        for name in [check_agent_id(agent)] if agent else source.agents():
+            try:
+                views.append(await source.view(name))
+            except SidecarError as exc:
+                errors.append(_error(store, name, exc))
+    finally:
+        if isinstance(source, CompositeSource):
+            await source.fleet.aclose()
+    return views, errors
+
+
+def _error(store: CredentialSource, agent: str, exc: SidecarError) -> dict[str, str]:
+    sqlite = isinstance(store, SqliteStore) or isinstance(exc, StoreUnsupported)
+    era = "sqlite" if sqlite else "unknown"
+    return {"agent": agent, "era": era, "code": exc.code, "message": exc.message}
 
 
 def _annotate(entry: dict[str, Any], view: AgentView, notices: list[str]) -> None:

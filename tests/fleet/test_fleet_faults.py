@@ -164,6 +164,11 @@ def test_push_list_pull_move_a_profile_and_its_refresh_token(
         1,
     )
     assert grant.refresh_token not in listed.stdout + listed.stderr
+    shown = json.loads(fleet.cli("status", "--agent", "main", "--json").stdout)
+    (profile,) = shown["agents"][0]["profiles"]  # the fleet's copy wins over the local one
+    assert (profile["profileId"], profile["owner"], profile["source"][:8]) == (
+        CODEX_ID, "fleet:main", "redis://")  # fmt: skip
+    assert profile["source"].endswith("/ocs")  # the prefix; never the URL's password
     again = fleet.cli("fleet", "push", "--profile-id", CODEX_ID)
     assert (again.returncode, "already in the fleet" in again.stderr) == (2, True)
     pulled = fleet.cli("fleet", "pull", "--profile-id", CODEX_ID)
