@@ -71,7 +71,8 @@ def refresher_for(oc: OpenClaw, tokens: FakeTokenServer, client: httpx.AsyncClie
 
 
 async def sidecar_refresh(oc: OpenClaw, tokens: FakeTokenServer) -> OAuthCredential:
-    async with httpx.AsyncClient() as client:
+    # The token endpoint may be held for many seconds: no 5 s default read timeout here.
+    async with httpx.AsyncClient(timeout=60) as client:
         refresher = refresher_for(oc, tokens, client)
         view = (await refresher.source.view("main")).profiles[PROFILE]
         return await refresher.fresh("main", view)
