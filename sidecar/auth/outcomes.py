@@ -63,7 +63,10 @@ class Outcomes:
             except Exception as exc:
                 log.warning("usage_write_failed", agent=owner, code=getattr(exc, "code", "error"))
 
-    async def run(self, interval_s: float = 2.0) -> None:
+    async def run(self, interval_s: float = 15.0) -> None:
+        """Failures are written at once (they change the order); successes, which only move
+        lastUsed and lastGood, every ``interval_s`` (bench: 100 agents' writes every 2 s cost
+        a quarter of the throughput)."""
         while True:
             with anyio.move_on_after(interval_s):
                 await self._wake.wait()

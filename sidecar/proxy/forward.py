@@ -7,7 +7,7 @@ calls them in order and does the sending. One line is logged per request.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +36,7 @@ from sidecar.proxy.routing import Route, codex_path, resolve_route, upstream_url
 from sidecar.proxy.transport import Upstream, is_timeout
 from sidecar.store.source import CredentialSource
 from sidecar.store.usage import FailureReason, failure_reason_for_status
-from sidecar.store.views import AgentView, ProfileView, ordered_profiles
+from sidecar.store.views import AgentView, ProfileView, ranked_profiles, usable_first
 
 log = get_logger("sidecar.proxy")
 
@@ -78,6 +78,7 @@ class Proxy:
         self.metrics = metrics
         self.clock = clock
         self.codex = settings.providers.get("openai-codex")
+        self._rank_cache: dict[tuple[str, str], tuple[AgentView, list[ProfileView]]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ex = Exchange(method=scope["method"])
@@ -156,28 +157,38 @@ class Proxy:
 
     # --- choosing the profile ---------------------------------------------------------------------
 
-    def _candidates(self, route: Route, view: AgentView) -> list[ProfileView]:
+    def _candidates(self, route: Route, view: AgentView) -> Iterator[ProfileView]:
         if route.profile_id is not None:
             pinned = view.get(route.profile_id)
             if pinned is None or not self._serves(route.provider, pinned, pinned=True):
                 raise NoProfile(
                     f"agent {route.agent!r} has no {route.provider} profile {route.profile_id!r}"
                 )
-            return [pinned]
+            return iter([pinned])
+        ranked = self._ranked(route, view)
+        # Lazily: the first usable profile is found without looking at the others, and the
+        # in-memory cooldowns not yet flushed to the store count as well.
+        return usable_first(
+            ranked, view, self.clock(), lambda v: self.outcomes.cooling_until(v.owner, v.id)
+        )
+
+    def _ranked(self, route: Route, view: AgentView) -> list[ProfileView]:
+        """The provider's profiles in OpenClaw's order, kept as long as the view is the same
+        object (the store hands out a new one when its files change)."""
+        key = (route.agent, route.provider)
+        cached = self._rank_cache.get(key)
+        if cached is not None and cached[0] is view:
+            return cached[1]
         providers = (
             ["openai-codex", "openai"] if route.provider == "openai-codex" else [route.provider]
         )
-        now = self.clock()
-        ordered = [
+        ranked = [
             v
-            for v in ordered_profiles(view, providers, now)
+            for v in ranked_profiles(view, providers)
             if self._serves(route.provider, v, pinned=False)
         ]
-        ready: list[ProfileView] = []
-        cooling: list[ProfileView] = []
-        for v in ordered:  # one pass: the in-memory cooldowns not yet flushed to the store
-            (ready if self.outcomes.cooling_until(v.owner, v.id) <= now else cooling).append(v)
-        return ready + cooling
+        self._rank_cache[key] = (view, ranked)
+        return ranked
 
     @staticmethod
     def _serves(provider: str, view: ProfileView, *, pinned: bool) -> bool:
@@ -195,15 +206,8 @@ class Proxy:
     async def _credential(
         self, route: Route, view: AgentView, ex: Exchange
     ) -> tuple[Credential, ProfileView, ProviderSpec]:
-        candidates = self._candidates(route, view)
-        if not candidates:
-            raise NoProfile(
-                f"agent {route.agent!r} has no {route.provider} profile; add one with "
-                f"`openclaw-sidecar paste-api-key --provider {route.provider} "
-                f"--agent {route.agent}` (or login / paste-token)"
-            )
         last: SidecarError | None = None
-        for chosen in candidates:
+        for chosen in self._candidates(route, view):
             try:
                 cred = await self.credentials.resolve(route.agent, chosen)
             except (RefreshError, NoProfile) as exc:
@@ -213,8 +217,13 @@ class Proxy:
                 continue
             ex.profile = chosen.id
             return cred, chosen, self._spec_for(route.provider, cred)
-        assert last is not None
-        raise last
+        if last is not None:
+            raise last
+        raise NoProfile(
+            f"agent {route.agent!r} has no {route.provider} profile; add one with "
+            f"`openclaw-sidecar paste-api-key --provider {route.provider} "
+            f"--agent {route.agent}` (or login / paste-token)"
+        )
 
     def _spec_for(self, provider: str, cred: Credential) -> ProviderSpec:
         if cred.type == "oauth" and cred.provider == "openai" and self.codex is not None:

@@ -6,7 +6,7 @@ store a refresh or a usage update must be written to) and the file it came from.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,19 +127,39 @@ def ordered_profiles(view: AgentView, providers: Sequence[str], now_ms: int) -> 
     """OpenClaw's order for a provider: ``auth-state.json`` order, else ``openclaw.json``
     ``auth.order``, else oauth < token < api_key then least recently used; profiles in
     cooldown go last, soonest usable first."""
+    return list(usable_first(ranked_profiles(view, providers), view, now_ms))
+
+
+def ranked_profiles(view: AgentView, providers: Sequence[str]) -> list[ProfileView]:
+    """The order, cooldowns aside: it depends on the view alone, so a caller may keep it for as
+    long as it keeps the view."""
     candidates = [v for v in view.profiles.values() if v.profile.provider in providers]
     explicit = _explicit_order(view, providers)
     if explicit:
         rank = {pid: i for i, pid in enumerate(explicit)}
-        listed = sorted((v for v in candidates if v.id in rank), key=lambda v: rank[v.id])
-    else:
-        listed = sorted(candidates, key=lambda v: _default_key(v, view.state))
-    ready = [v for v in listed if not _cooling(v, view.state, now_ms)]
-    cooling = sorted(
-        (v for v in listed if _cooling(v, view.state, now_ms)),
-        key=lambda v: view.state.usage[v.id].unusable_until(),
-    )
-    return ready + cooling
+        return sorted((v for v in candidates if v.id in rank), key=lambda v: rank[v.id])
+    return sorted(candidates, key=lambda v: _default_key(v, view.state))
+
+
+def usable_first(
+    ranked: Iterable[ProfileView],
+    view: AgentView,
+    now_ms: int,
+    cooling_until: Callable[[ProfileView], int] | None = None,
+) -> Iterator[ProfileView]:
+    """``ranked`` lazily, profiles in cooldown (the store's, or ``cooling_until``'s) moved last,
+    soonest usable first: the first usable profile comes without looking at the rest."""
+    later: list[tuple[int, ProfileView]] = []
+    for v in ranked:
+        usage = view.state.usage.get(v.id)
+        until = max(
+            usage.unusable_until() if usage else 0, cooling_until(v) if cooling_until else 0
+        )
+        if until > now_ms:
+            later.append((until, v))
+        else:
+            yield v
+    yield from (v for _, v in sorted(later, key=lambda pair: pair[0]))
 
 
 def _explicit_order(view: AgentView, providers: Sequence[str]) -> list[str]:
@@ -153,8 +173,3 @@ def _explicit_order(view: AgentView, providers: Sequence[str]) -> list[str]:
 def _default_key(view: ProfileView, state: AuthState) -> tuple[int, int, str]:
     usage = state.usage.get(view.id)
     return (_TYPE_RANK[view.profile.type], (usage.last_used if usage else None) or 0, view.id)
-
-
-def _cooling(view: ProfileView, state: AuthState, now_ms: int) -> bool:
-    usage = state.usage.get(view.id)
-    return usage is not None and usage.in_cooldown(now_ms)
