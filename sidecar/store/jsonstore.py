@@ -96,12 +96,8 @@ class JsonStore:
 
     def view_sync(self, agent: str) -> AgentView:
         check_agent_id(agent)
-        cached = self._views.fresh(agent)
-        if cached is not None:
-            return cached
-        signature = self._signature(agent)
-        return self._views.matching(agent, signature) or self._views.put(
-            agent, signature, self._build_view(agent)
+        return self._views.lookup(
+            agent, lambda: self._signature(agent), lambda: self._build_view(agent)
         )
 
     def invalidate(self) -> None:

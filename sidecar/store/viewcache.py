@@ -29,6 +29,17 @@ class ViewCache:
         self.clock = clock
         self._entries: dict[str, _Entry] = {}
 
+    def lookup(
+        self, agent: str, signature: Callable[[], Hashable], build: Callable[[], AgentView]
+    ) -> AgentView:
+        """The cached view, looking at the files (``signature``) only once the interval is
+        over, and building a new one (``build``) only when they changed."""
+        cached = self.fresh(agent)
+        if cached is not None:
+            return cached
+        current = signature()
+        return self.matching(agent, current) or self.put(agent, current, build())
+
     def fresh(self, agent: str) -> AgentView | None:
         """The view, if its files were looked at less than ``check_interval_s`` ago."""
         entry = self._entries.get(agent)
