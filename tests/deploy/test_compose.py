@@ -145,6 +145,8 @@ def free_port() -> int:
 
 
 def until(check: Any, what: str, seconds: float = 60) -> None:
+    """A bounded poll: containers starting in podman give no event to wait on (podman 4.3
+    cannot wait for "healthy")."""
     deadline = time.monotonic() + seconds
     while not check():
         if time.monotonic() > deadline:

@@ -183,7 +183,7 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> bool
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return True
         except OSError:
-            time.sleep(0.05)
+            time.sleep(0.05)  # a process inside the namespace is starting: nothing to wait on
     return False
 
 
