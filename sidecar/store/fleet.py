@@ -355,7 +355,8 @@ class FleetStore:
                     profile=pid,
                     reason=rec.WRITE_OUTCOMES[outcome],
                 )
-            self._cache.pop(agent, None)
+            # Replaced only once the reload succeeded: Redis may go away right here, and the
+            # cached profiles must keep serving meanwhile (an emptied cache answered 404).
             await self._revalidate_quietly(agent)
 
     async def _revalidate_quietly(self, agent: str) -> None:
