@@ -17,7 +17,7 @@ import anyio
 from sidecar.errors import NoProfile, StoreError, StoreReadOnly, StoreUnsupported
 from sidecar.store import files, locks, model
 from sidecar.store.era import json_era, sqlite_store_path
-from sidecar.store.layout import DEFAULT_AGENT, Layout, check_agent_id, is_valid_agent_id
+from sidecar.store.layout import DEFAULT_AGENT, Layout, check_agent_id
 from sidecar.store.legacy import parse_legacy, profiles_from_auth_json, profiles_from_oauth_json
 from sidecar.store.model import AuthState, OAuthCredential, ProfilesDoc, StoreFormatError
 from sidecar.store.openclaw_json import OpenClawConfig, load_openclaw_config
@@ -78,11 +78,7 @@ class JsonStore:
 
     def agents(self) -> list[str]:
         self._load_config()
-        found = {DEFAULT_AGENT, *self._config.agents}
-        with contextlib.suppress(OSError):
-            found.update(p.name for p in self.layout.agents_root.iterdir() if p.is_dir())
-        valid = sorted(a for a in found if is_valid_agent_id(a))
-        return [DEFAULT_AGENT, *(a for a in valid if a != DEFAULT_AGENT)]
+        return self.layout.agents(self._config.agents)
 
     def config(self) -> OpenClawConfig:
         self._load_config()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -98,6 +99,15 @@ class Layout:
 
     def with_agent_dirs(self, agent_dirs: Mapping[str, Path]) -> Layout:
         return Layout(self.state_dir, self.config_path, self.oauth_dir, dict(agent_dirs))
+
+    def agents(self, configured: tuple[str, ...] = ()) -> list[str]:
+        """Every agent: ``main``, those ``openclaw.json`` lists and the folders under
+        ``agents/`` (only valid ids), ``main`` first."""
+        found = {DEFAULT_AGENT, *configured}
+        with contextlib.suppress(OSError):
+            found.update(p.name for p in self.agents_root.iterdir() if p.is_dir())
+        valid = sorted(a for a in found if is_valid_agent_id(a))
+        return [DEFAULT_AGENT, *(a for a in valid if a != DEFAULT_AGENT)]
 
     @property
     def agents_root(self) -> Path:

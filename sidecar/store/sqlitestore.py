@@ -5,7 +5,6 @@ protocol (``sqliterefresh``)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -16,7 +15,7 @@ import anyio
 
 from sidecar.errors import NoProfile, StoreError, StoreReadOnly, StoreUnsupported
 from sidecar.store import era, fence, locks, model, sqliterefresh
-from sidecar.store.layout import DEFAULT_AGENT, Layout, check_agent_id, is_valid_agent_id
+from sidecar.store.layout import DEFAULT_AGENT, Layout, check_agent_id
 from sidecar.store.model import AuthState, JSONObject, OAuthCredential, ProfilesDoc
 from sidecar.store.openclaw_json import OpenClawConfig, load_openclaw_config
 from sidecar.store.source import Exchange, StateUpdate
@@ -55,11 +54,7 @@ class SqliteStore:
 
     def agents(self) -> list[str]:
         self._load_config()
-        found = {DEFAULT_AGENT, *self._config.agents}
-        with contextlib.suppress(OSError):
-            found.update(p.name for p in self.layout.agents_root.iterdir() if p.is_dir())
-        valid = sorted(a for a in found if is_valid_agent_id(a))
-        return [DEFAULT_AGENT, *(a for a in valid if a != DEFAULT_AGENT)]
+        return self.layout.agents(self._config.agents)
 
     def config(self) -> OpenClawConfig:
         self._load_config()
