@@ -160,6 +160,8 @@ class Proxy:
     def _candidates(self, route: Route, view: AgentView) -> Iterator[ProfileView]:
         if route.profile_id is not None:
             pinned = view.get(route.profile_id)
+            if pinned is None and view.unreadable is not None:
+                raise view.unreadable
             if pinned is None or not self._serves(route.provider, pinned, pinned=True):
                 raise NoProfile(
                     f"agent {route.agent!r} has no {route.provider} profile {route.profile_id!r}"
@@ -219,6 +221,8 @@ class Proxy:
             return cred, chosen, self._spec_for(route.provider, cred)
         if last is not None:
             raise last
+        if view.unreadable is not None:
+            raise view.unreadable  # the profile may be among those that could not be read
         raise NoProfile(
             f"agent {route.agent!r} has no {route.provider} profile; add one with "
             f"`openclaw-sidecar paste-api-key --provider {route.provider} "

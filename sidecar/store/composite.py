@@ -101,7 +101,7 @@ class CompositeSource:
 
 
 def merged(own: AgentView, fleet: AgentView) -> AgentView:
-    if not fleet.profiles and fleet.state.is_empty():
+    if not fleet.profiles and fleet.state.is_empty() and fleet.unreadable is None:
         return own
     return AgentView(
         agent=own.agent,
@@ -110,6 +110,7 @@ def merged(own: AgentView, fleet: AgentView) -> AgentView:
         era=own.era,
         config_order=own.config_order,
         invalid=own.invalid,
+        unreadable=own.unreadable or fleet.unreadable,
     )
 
 

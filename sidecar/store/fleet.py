@@ -82,6 +82,7 @@ class FleetStore:
         self._checking: dict[str, anyio.Lock] = {}
         self._down_since: float | None = None
         self._unsaved: dict[tuple[str, str], tuple[int, int, dict[str, Any]]] = {}
+        self._unreleased: list[Lease] = []
 
     @property
     def client(self) -> Redis:
@@ -138,8 +139,17 @@ class FleetStore:
                 if not self._is_fresh(cached) and not self._in_backoff():
                     with contextlib.suppress(FleetUnavailable):
                         cached = await self._revalidate(agent, cached)
-        if cached is None:
-            return AgentView(agent=agent, profiles={}, state=AuthState(), era=Era.NONE)
+        if cached is None:  # never read: not "no profiles", but "the fleet's are unknown"
+            return AgentView(
+                agent=agent,
+                profiles={},
+                state=AuthState(),
+                era=Era.NONE,
+                unreadable=FleetUnavailable(
+                    f"the fleet's Redis ({self.origin}) has not been reached since start-up, so "
+                    f"agent {agent}'s fleet profiles are not known yet; retry"
+                ),
+            )
         if cached.error is not None:
             raise cached.error
         return self._view_of(agent, cached)
@@ -169,6 +179,7 @@ class FleetStore:
     async def _revalidate(self, agent: str, cached: _Cached | None) -> _Cached:
         async with self.reachable():
             await self._save_unsaved(agent)
+            await self._release_pending()
             gen = _opt_text(await self.client.get(self.keys.gen(agent)))
             if cached is not None and cached.gen == gen:
                 cached.checked = time.monotonic()
@@ -243,18 +254,38 @@ class FleetStore:
         lease, record = await self._lease_or_adopt(agent, pid, rejected, margin_ms)
         if lease is None:
             return self._remember(record)
+        failure: Exception | None = None
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._keep_alive, lease)
                 try:
                     cred = await self._exchange_under(lease, exchange, rejected, margin_ms)
+                except Exception as exc:  # raised as itself, not inside the group's ExceptionGroup
+                    failure = exc
                 finally:
                     group.cancel_scope.cancel()
-            return cred
         finally:
-            with anyio.CancelScope(shield=True), contextlib.suppress(FleetUnavailable):
-                async with self.reachable():
-                    await self.leases.release(lease)
+            with anyio.CancelScope(shield=True):
+                await self._release(lease)
+        if failure is not None:
+            raise failure
+        return cred
+
+    async def _release(self, lease: Lease) -> None:
+        """Compare-and-delete; with Redis away, kept to release as soon as it is back (a restarted
+        Redis still holds the lease, and every host would otherwise wait out its TTL)."""
+        try:
+            async with self.reachable():
+                await self.leases.release(lease)
+        except FleetUnavailable:
+            self._unreleased.append(lease)
+
+    async def _release_pending(self) -> None:
+        for lease in list(self._unreleased):
+            if time.monotonic() < lease.expires_at:
+                await self.leases.release(lease)
+            with contextlib.suppress(ValueError):
+                self._unreleased.remove(lease)
 
     async def _exchange_under(
         self, lease: Lease, exchange: Exchange, rejected: str | None, margin_ms: int
@@ -283,6 +314,9 @@ class FleetStore:
         """The lease, or a record to adopt: fresh enough, or still valid while another host
         refreshes. A dead holder's lease lapses after its TTL and is then taken over."""
         deadline = time.monotonic() + self.lease_ttl_ms / 1000 + 5
+        if self._unreleased:
+            async with self.reachable():
+                await self._release_pending()
         while True:
             record = await self._must_read(agent, pid)
             cred = _oauth(record)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sidecar.errors import SidecarError
 from sidecar.store.era import Era
 from sidecar.store.layout import DEFAULT_AGENT
 from sidecar.store.model import AuthState, InvalidEntry, OAuthCredential, Profile, UsageStats
@@ -49,6 +50,9 @@ class AgentView:
     era: Era
     config_order: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     invalid: Sequence[tuple[Path, InvalidEntry]] = ()
+    # Why some of the agent's profiles could not be read at all (a fleet not reached since
+    # start-up): a request that finds no profile answers this error instead of ``no_profile``.
+    unreadable: SidecarError | None = None
 
     def get(self, profile_id: str) -> ProfileView | None:
         return self.profiles.get(profile_id)

@@ -37,6 +37,7 @@ STORM = 500
 @dataclass
 class Load:
     deadline: float
+    revoke: bool = True  # one request in REVOKE_EVERY first revokes the live access token
     requests: int = 0
     revocations: int = 0
     failures: list[str] = field(default_factory=list)
@@ -59,7 +60,7 @@ async def worker(index: int, clients: list[httpx.AsyncClient], load: Load, fakes
         n = next(load.counter)
         if time.monotonic() > load.deadline:
             return
-        if n and n % REVOKE_EVERY == 0:
+        if load.revoke and n and n % REVOKE_EVERY == 0:
             exchanges = fakes.tokens.exchanges
             if exchanges:
                 fakes.tokens.registry.revoke(exchanges[-1]["issued_access"])
@@ -88,10 +89,12 @@ def assert_one_chain(tokens: FakeTokenServer, first_refresh: str) -> None:
     assert tokens.reused == 0
 
 
-def run_load(running: list[Sidecar], fakes: Fakes, seconds: float) -> tuple[Load, float]:
+def run_load(
+    running: list[Sidecar], fakes: Fakes, seconds: float, *, revoke: bool = True
+) -> tuple[Load, float]:
     async def main() -> tuple[Load, float]:
         clients = clients_for(running, WORKERS)
-        load = Load(deadline=time.monotonic() + seconds)
+        load = Load(deadline=time.monotonic() + seconds, revoke=revoke)
         started = time.monotonic()
         with anyio.fail_after(seconds + 60):
             async with anyio.create_task_group() as tg:

@@ -4,13 +4,16 @@ adoption, takeover of a dead holder, Redis away and back, a wrong key."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from sidecar.crypto import SealError
-from sidecar.errors import RefreshUnavailable
+from sidecar.errors import ReauthRequired, RefreshUnavailable
 from sidecar.store.fleet import FleetUnavailable
 from tests.fleet.redis_server import RedisServer
 from tests.fleet.support import PID, Exchanges, fleet_files, make_fleet, oauth, seed
@@ -149,6 +152,75 @@ async def test_redis_away_serves_valid_cached_tokens_and_refreshes_nothing(
     again = await store.refresh("work", PID, exchange)
     assert (again.access.reveal(), exchange.seen) == ("at-1", ["rt-x"])
     await store.aclose()
+
+
+async def test_a_fleet_never_reached_is_unreadable_not_empty(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Started while Redis is away: the agent's view has no profiles but says why (a
+    refresh_unavailable), so a request is not told it has no profile; Redis back, it has."""
+    settings = fleet_files(tmp_path, redis_server)
+    writer = make_fleet(settings)
+    await seed(writer, oauth("at-0", "rt-0", 3600))
+    await writer.aclose()
+    redis_server.kill()
+    store = make_fleet(settings, retry_after_s=0.0)
+    cold = await store.view("main")
+    assert (dict(cold.profiles), type(cold.unreadable)) == ({}, FleetUnavailable)
+    assert cold.unreadable is not None
+    assert cold.unreadable.code == "refresh_unavailable"
+    redis_server.start()
+    warm = await store.view("main")
+    assert (warm.get(PID) is not None, warm.unreadable) == (True, None)
+    redis_server.kill()
+    assert (await store.view("main")).unreadable is None  # known now: served from the cache
+    await store.aclose()
+
+
+async def test_a_rejected_exchange_raises_itself_not_an_exception_group(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The exchange runs beside the lease's keep-alive task: its error reaches the caller as
+    itself (a rejected grant is reauth_required upstream of here), and the lease is released."""
+    store = make_fleet(fleet_files(tmp_path, redis_server))
+    await seed(store, oauth("at-0", "rt-0", -60))
+
+    async def rejected(cred: object) -> Mapping[str, Any]:
+        raise ReauthRequired("the refresh token was rejected")
+
+    with pytest.raises(ReauthRequired):
+        await store.refresh("main", PID, rejected)
+    assert await store.leases.holder("main", PID) is None
+    await store.aclose()
+
+
+async def test_a_lease_redis_kept_over_a_restart_is_released_when_it_returns(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Redis dies inside the holder's token call: the release fails, and the restarted Redis
+    still holds the lease (its TTL persisted). The holder releases it at its next contact, so
+    another host refreshes at once instead of waiting out the TTL (65 s by default)."""
+    settings = fleet_files(tmp_path, redis_server)
+    holder = make_fleet(settings, retry_after_s=0.0)
+    await seed(holder, oauth("at-0", "rt-0", -60))
+
+    async def dies(cred: object) -> Mapping[str, Any]:
+        redis_server.kill()
+        raise httpx.ConnectError("the token endpoint went away too")
+
+    with pytest.raises((RefreshUnavailable, httpx.ConnectError)):
+        await holder.refresh("main", PID, dies)
+    redis_server.start()
+    other = make_fleet(settings)
+    assert await other.leases.holder("main", PID) is not None  # kept over the restart
+    await holder.view("main")  # the holder's next contact
+    assert await other.leases.holder("main", PID) is None
+    exchange = Exchanges()
+    with anyio.fail_after(5):
+        cred = await other.refresh("main", PID, exchange)
+    assert (cred.access.reveal(), exchange.seen) == ("at-1", ["rt-0"])
+    await holder.aclose()
+    await other.aclose()
 
 
 async def test_a_token_refreshed_while_redis_went_away_is_saved_when_it_returns(
