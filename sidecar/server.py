@@ -31,6 +31,7 @@ from sidecar.store.sources import open_source
 from sidecar.store.sqlitestore import SqliteStore
 
 log = get_logger("sidecar.server")
+KEEP_ALIVE_S = 75  # idle keep-alive connections, as nginx's default
 
 
 def auth_lookup(providers: Mapping[str, ProviderSpec]) -> AuthLookup:
@@ -139,6 +140,9 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
                 ssl_certfile=listener.tls_cert_file,
                 ssl_keyfile=listener.tls_key_file,
                 timeout_graceful_shutdown=5,
+                # Longer than any client keeps an idle connection (httpx 5 s, aiohttp 15 s): the
+                # client closes first, and never reuses one the sidecar is closing (a ReadError).
+                timeout_keep_alive=KEEP_ALIVE_S,
             )
             servers.append(_Server(config))
         async with refresher.running(), anyio.create_task_group() as background:

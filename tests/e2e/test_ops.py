@@ -4,6 +4,7 @@ profile added by the CLI while the sidecar runs used without a restart."""
 
 from __future__ import annotations
 
+import http.client
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -194,3 +195,19 @@ def test_profile_added_while_running_is_used(
     after = until(lambda: http.post(url, json=CHAT), lambda r: r.status_code != 404)
     assert after.status_code == 200
     assert [r.headers["authorization"] for r in fake.requests] == [f"Bearer {secret}"]
+
+
+def test_an_idle_keep_alive_connection_outlives_the_clients_expiry(sidecar: Running) -> None:
+    """A connection left idle longer than httpx keeps one (5 s, uvicorn's default timeout too)
+    is still open: a client reusing it at its expiry never races the sidecar closing it."""
+    conn = http.client.HTTPConnection("127.0.0.1", sidecar.sidecar.ports[0], timeout=5)
+    try:
+        conn.request("GET", "/healthz")
+        assert conn.getresponse().read() == b'{"status":"ok"}'
+        first = conn.sock.getsockname()
+        time.sleep(6.5)
+        conn.request("GET", "/healthz")  # RemoteDisconnected if the sidecar had closed it
+        assert conn.getresponse().read() == b'{"status":"ok"}'
+        assert conn.sock.getsockname() == first  # the same connection, not a new one
+    finally:
+        conn.close()
