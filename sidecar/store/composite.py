@@ -35,6 +35,9 @@ class CompositeSource:
     def __init__(self, local: CredentialSource, fleet: FleetStore) -> None:
         self.local = local
         self.fleet = fleet
+        # agent -> (local view, fleet view, their merge): the same merged object while neither
+        # side changes, so that the proxy's per-view caches hold.
+        self._merged: dict[str, tuple[AgentView, AgentView, AgentView]] = {}
 
     # The local store re-reads openclaw.json and may replace its layout: delegate, never copy.
     @property
@@ -61,7 +64,13 @@ class CompositeSource:
         return local + [a for a in self.fleet.known_agents() if a not in local]
 
     async def view(self, agent: str) -> AgentView:
-        return merged(await self.local.view(agent), await self.fleet.view(agent))
+        own, fleet = await self.local.view(agent), await self.fleet.view(agent)
+        last = self._merged.get(agent)
+        if last is not None and last[0] is own and last[1] is fleet:
+            return last[2]
+        view = merged(own, fleet)
+        self._merged[agent] = (own, fleet, view)
+        return view
 
     def view_sync(self, agent: str) -> AgentView:
         """Without an event loop: the fleet's profiles as last cached (none in a fresh CLI)."""

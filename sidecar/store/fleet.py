@@ -50,6 +50,10 @@ class _Cached:
     records: dict[str, rec.Record] = field(default_factory=dict)
     state: AuthState = field(default_factory=AuthState)
     error: StoreError | None = None  # a record that did not decrypt: every view raises it
+    # The view last built from these records, and the ``_unsaved`` epoch it overlaid: one
+    # object for as long as nothing changes, so the proxy's per-view rank cache keeps hitting.
+    view: AgentView | None = None
+    view_epoch: int = -1
 
 
 class FleetStore:
@@ -83,6 +87,7 @@ class FleetStore:
         self._down_since: float | None = None
         self._unsaved: dict[tuple[str, str], tuple[int, int, dict[str, Any]]] = {}
         self._unreleased: list[Lease] = []
+        self._unsaved_epoch = 0  # moves whenever ``_unsaved`` does
 
     @property
     def client(self) -> Redis:
@@ -162,11 +167,15 @@ class FleetStore:
         return None if cached is None or cached.error else self._view_of(agent, cached)
 
     def _view_of(self, agent: str, cached: _Cached) -> AgentView:
+        if cached.view is not None and cached.view_epoch == self._unsaved_epoch:
+            return cached.view
         profiles = {
             pid: ProfileView(self._overlay(r).profile, owner_of(agent), self.origin)
             for pid, r in cached.records.items()
         }
-        return AgentView(agent=agent, profiles=profiles, state=cached.state, era=Era.NONE)
+        view = AgentView(agent=agent, profiles=profiles, state=cached.state, era=Era.NONE)
+        cached.view, cached.view_epoch = view, self._unsaved_epoch
+        return view
 
     def _overlay(self, record: rec.Record) -> rec.Record:
         """A credential refreshed while Redis was away is served until it is saved."""
@@ -356,6 +365,7 @@ class FleetStore:
         stays away, the credential is kept in memory and saved when Redis returns."""
         key = (record.agent, record.profile_id)
         self._unsaved[key] = (record.version, lease.fence, fields)
+        self._unsaved_epoch += 1
         self._remember(record)
         while True:
             try:
@@ -382,6 +392,7 @@ class FleetStore:
                 outcome, _ = await self.leases.write(agent, pid, fields, version, fence=fence)
             if self._unsaved.get(key) is entry:
                 del self._unsaved[key]
+                self._unsaved_epoch += 1
             if outcome != 1:
                 log.warning(
                     "fleet_write_refused",
@@ -409,6 +420,7 @@ class FleetStore:
         known = cached.records.get(record.profile_id)
         if known is None or record.version >= known.version:
             cached.records[record.profile_id] = record
+            cached.view = None
         return _oauth(self._overlay(record))
 
     def _cached_oauth(self, agent: str, pid: str) -> OAuthCredential | None:

@@ -27,7 +27,11 @@ from sidecar.store.files import DIR_MODE, ensure_dir
 
 @dataclass(frozen=True)
 class LockPolicy:
-    """Retries with exponential backoff and jitter, like the ``retry`` package OpenClaw uses."""
+    """Retries with exponential backoff and jitter, like the ``retry`` package OpenClaw uses,
+    after a first ``quick_for_ms`` of polls every ``quick_ms`` (jittered): a lock is mostly
+    held for milliseconds (a write) or one token call, and OpenClaw's first back-off steps
+    (100-200 ms, then 200-400 ms...) would make every waiter wait far longer than the holder.
+    The quick polls come on top of OpenClaw's budget; each is one failed O_EXCL create."""
 
     retries: int
     min_delay_ms: int
@@ -35,8 +39,15 @@ class LockPolicy:
     stale_ms: int
     factor: float = 2.0
     dir_mode: int = DIR_MODE  # of the folders created for the lock file
+    quick_ms: int = 0
+    quick_for_ms: int = 0
 
     def delays(self, rng: random.Random) -> Iterator[float]:
+        waited = 0.0
+        while self.quick_ms and waited < self.quick_for_ms:
+            delay = self.quick_ms * (0.5 + rng.random())
+            waited += delay
+            yield delay / 1000
         for attempt in range(self.retries):
             base = self.min_delay_ms * self.factor**attempt
             yield min(base * (1 + rng.random()), self.max_delay_ms) / 1000
@@ -45,10 +56,11 @@ class LockPolicy:
 # OpenClaw writes its lock files 0644: the body names a pid, nothing secret, and a holder
 # running under another UID (a container sharing the volume) must still be able to judge it.
 LOCK_FILE_MODE = 0o644
-STORE_LOCK = LockPolicy(retries=10, min_delay_ms=100, max_delay_ms=10_000, stale_ms=30_000)
+QUICK = {"quick_ms": 10, "quick_for_ms": 1_000}
+STORE_LOCK = LockPolicy(retries=10, min_delay_ms=100, max_delay_ms=10_000, stale_ms=30_000, **QUICK)
 # OpenClaw creates locks/oauth-refresh/ 0755 (store spec §5).
 REFRESH_LOCK = LockPolicy(
-    retries=20, min_delay_ms=100, max_delay_ms=10_000, stale_ms=180_000, dir_mode=0o755
+    retries=20, min_delay_ms=100, max_delay_ms=10_000, stale_ms=180_000, dir_mode=0o755, **QUICK
 )
 
 

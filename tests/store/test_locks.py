@@ -225,13 +225,26 @@ def test_retries_are_bounded(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     ("policy", "low_s", "high_s"),
-    [(locks.STORE_LOCK, 40, 55), (locks.REFRESH_LOCK, 140, 165)],
+    [(locks.STORE_LOCK, 41, 56), (locks.REFRESH_LOCK, 141, 166)],
     ids=["store-about-50s", "refresh-about-2.5min"],
 )
 def test_policy_totals(policy, low_s, high_s):
-    """OpenClaw's budgets: store lock 10 retries (~50 s), refresh lock 20 retries (~2.5 min)."""
+    """OpenClaw's budgets: store lock 10 retries (~50 s), refresh lock 20 retries (~2.5 min),
+    each after a second of quick polls."""
     totals = [sum(policy.delays(random.Random(seed))) for seed in range(20)]
     assert [low_s <= t <= high_s for t in totals] == [True] * 20
+
+
+@pytest.mark.parametrize("policy", [locks.STORE_LOCK, locks.REFRESH_LOCK], ids=["store", "refresh"])
+def test_the_first_second_polls_every_few_milliseconds(policy):
+    """A waiter sees a lock held for one write or one token call go within ~15 ms, not after
+    OpenClaw's first 100-200 ms back-off step; then OpenClaw's back-off, all of its retries."""
+    delays = list(policy.delays(random.Random(1)))
+    quick = delays[: len(delays) - policy.retries]
+    assert 65 <= len(quick) <= 200
+    assert [0.005 <= d <= 0.015 for d in quick] == [True] * len(quick)
+    assert 1.0 <= sum(quick) < 1.02
+    assert 0.1 <= delays[len(quick)] <= 0.2
 
 
 def test_policies():
