@@ -99,6 +99,34 @@ def scale_table(s6: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def storm_table(s5: dict[str, Any]) -> str:
+    endpoint = s5["endpoint_latency_ms"]
+    out = [
+        f"{s5['requests']} concurrent requests, token expired; the token endpoint answers in "
+        f"{_r(endpoint, fmt='{:.1f}')} ms (its own latency, measured directly). *storm*: the "
+        "requests' latency; *calm*: the same storm right after, token valid; *added*: storm "
+        "minus calm, what waiting for the refresh cost.\n",
+        "| variant | token calls | reused refresh tokens | errors | storm p50 ms | storm p99 ms "
+        "| calm p99 ms | added p50 ms | added p99 ms | added p99 − endpoint ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in s5["variants"].items():
+        over = {k: row["added_p99_ms"][k] - endpoint["median"] for k in ("min", "median", "max")}
+        cells = [
+            _r(row["token_calls"], fmt="{:.0f}"),
+            _r(row["reused_refresh_tokens"], fmt="{:.0f}"),
+            _r(row["errors"], fmt="{:.0f}"),
+            _r(row["storm_p50_ms"], fmt="{:.0f}"),
+            _r(row["storm_p99_ms"], fmt="{:.0f}"),
+            _r(row["calm_p99_ms"], fmt="{:.0f}"),
+            _r(row["added_p50_ms"], fmt="{:.0f}"),
+            _r(row["added_p99_ms"], fmt="{:.0f}"),
+            _r(over, fmt="{:.0f}"),
+        ]
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms"
 
@@ -140,8 +168,10 @@ def main() -> int:
         "2": sse_table,
         "3": lambda s: sse_table(s, "cpu_ms_per_1k_events"),
         "4": idle_table,
+        "5": storm_table,
         "6": scale_table,
         "7": start_table,
+        "fleet": json_tables,
         "profile": profile_table,
     }
     for key, table in parts.items():

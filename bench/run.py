@@ -1,4 +1,4 @@
-"""Run the benchmarks: ``python -m bench.run [--scenarios 1,2,3,4,6,7,profile] [--quick]``.
+"""Run the benchmarks: ``python -m bench.run [--scenarios 1,2,3,4,5,6,7,fleet,profile] [--quick]``.
 
 Starts everything itself on loopback (nginx and SSE upstreams and the load generator on CPU 0,
 each target alone on CPU 1), measures targets alternately, and writes bench/results/results.json
@@ -21,9 +21,10 @@ from bench.profile import profile
 from bench.scenario_json import Load, scenario1, scenario6
 from bench.scenario_sse import scenario2, scenario3, scenario4
 from bench.scenario_start import scenario7
+from bench.scenario_storm import scenario5
 
 RESULTS = Path(__file__).with_name("results")
-ALL = ["1", "2", "3", "4", "6", "7", "profile"]
+ALL = ["1", "2", "3", "4", "5", "6", "7", "fleet", "profile"]
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -39,6 +40,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--paced-connections", default="1,32")
     ap.add_argument("--sse-streams", type=int, default=200)
     ap.add_argument("--idle-streams", type=int, default=1000)
+    ap.add_argument("--storm-requests", type=int, default=500)
+    ap.add_argument("--storm-delay-ms", type=int, default=100, help="the token endpoint's latency")
+    ap.add_argument("--no-fleet", action="store_true", help="scenario 5 without the Redis variant")
     ap.add_argument("--scale-transport", default="aiohttp", choices=["httpx", "aiohttp"])
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--quick", action="store_true", help="1 repeat, 1 s runs, small counts (smoke)")
@@ -49,6 +53,7 @@ def _quick(args: argparse.Namespace) -> None:
     args.repeats, args.seconds, args.paced_seconds = 1, 1, 1
     args.connections, args.paced_connections = "4", "4"
     args.sse_streams, args.idle_streams = 5, 8
+    args.storm_requests = 20
 
 
 def run_scenarios(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -66,6 +71,15 @@ def run_scenarios(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             g, names, args.repeats, args.sse_streams, 20 if args.quick else 100, 10.0
         ),
         "4": lambda g: scenario4(g, names, args.idle_streams, 1 if args.quick else 5),
+        "5": lambda g: scenario5(
+            g, args.repeats, args.storm_requests, args.storm_delay_ms, not args.no_fleet
+        ),
+        "fleet": lambda g: scenario1(
+            g,
+            targets.FLEET,
+            [x for x in loads if x.connections > 1 or x.mode == "paced"],
+            args.repeats,
+        ),
         "6": lambda g: scenario6(g, args.scale_transport, args.repeats, args.paced_seconds),
         "7": lambda g: scenario7(g.workdir, 3 if args.quick else 10),
         "profile": lambda g: profile(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench import nginx_conf, store
+from bench import nginx_conf, oauth, store
 from bench.procs import PROXY_CPU, PYTHON, Child, Children, free_port, wait_port
 
 
@@ -77,6 +77,38 @@ def sidecar(
     return start
 
 
+_REDIS: dict[int, oauth.FleetFiles] = {}
+
+
+def oauth_sidecar(*, fleet: bool) -> Callable[[Children, int, str], Child]:
+    """``serve`` with one valid Codex OAuth profile: in its file store, or (``fleet``) pushed to
+    a Redis of the run's own with ``fleet push``, the local store left empty."""
+
+    def start(group: Children, port: int, upstream: str) -> Child:
+        entry = oauth.oauth_entry("at-bench-" + "0" * 40, "rt-bench-" + "0" * 40, 86_400)
+        state = group.workdir / f"state-{port}"
+        files = None
+        if fleet:
+            if id(group) not in _REDIS:
+                _REDIS[id(group)] = oauth.start_redis(group)[1]
+            files = _REDIS[id(group)]
+            oauth.fleet_push(group, files, entry)
+            state.mkdir(parents=True)
+        else:
+            oauth.write_store(state, entry)
+        config = oauth.config(
+            group.workdir / f"sidecar-{port}.toml",
+            state_dir=state,
+            port=port,
+            upstream=upstream,
+            fleet=files,
+        )
+        argv = [PYTHON, "-m", "sidecar", "serve", "--config", str(config)]
+        return group.start(f"sidecar-{port}", argv, cpu=PROXY_CPU)
+
+    return start
+
+
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
@@ -87,9 +119,13 @@ TARGETS: dict[str, Target] = {
         Target("sidecar", "/openai", sidecar(), is_sidecar=True),
         Target("sidecar_nolog", "/openai", sidecar(log_level="warning"), is_sidecar=True),
         Target("sidecar_httpx", "/openai", sidecar("httpx"), is_sidecar=True),
+        Target("sidecar_oauth", "/openai-codex", oauth_sidecar(fleet=False), is_sidecar=True),
+        Target("sidecar_fleet", "/openai-codex", oauth_sidecar(fleet=True), is_sidecar=True),
     )
 }
-DEFAULT = list(TARGETS)
+# The fleet pair is measured by its own scenario ("fleet"), not with every JSON run.
+DEFAULT = [name for name in TARGETS if name not in ("sidecar_oauth", "sidecar_fleet")]
+FLEET = ["direct", "sidecar_oauth", "sidecar_fleet"]
 
 
 def start_all(
