@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench import nginx_conf, oauth, store
+from bench import litellm_peer, nginx_conf, oauth, store
 from bench.procs import PROXY_CPU, PYTHON, Child, Children, free_port, wait_port
 
 
@@ -52,6 +52,17 @@ def _ref(module: str) -> Callable[[Children, int, str], Child]:
         return group.start(f"{module}-{port}", argv, cpu=PROXY_CPU)
 
     return start
+
+
+def _litellm(group: Children, port: int, upstream: str) -> Child:
+    """LiteLLM's proxy from its own venv, one pass-through route (bench/litellm_peer.py)."""
+    if not litellm_peer.available():
+        raise RuntimeError(f"{litellm_peer.EXE} is missing: see bench/litellm_peer.py")
+    config = litellm_peer.write_config(group.workdir / f"litellm-{port}.yaml", upstream)
+    argv = litellm_peer.argv(config, port)
+    child = group.start(f"litellm-{port}", argv, cpu=PROXY_CPU, env=litellm_peer.ENV)
+    wait_port(port, 90, child.proc)  # its imports take 5-15 s, past start_all's 20 s wait
+    return child
 
 
 def sidecar(
@@ -116,6 +127,7 @@ TARGETS: dict[str, Target] = {
         Target("nginx", "", _nginx),
         Target("ref_httpx", "", _ref("ref_httpx")),
         Target("ref_aiohttp", "", _ref("ref_aiohttp")),
+        Target("litellm", litellm_peer.PREFIX, _litellm),
         Target("sidecar", "/openai", sidecar(), is_sidecar=True),
         Target("sidecar_nolog", "/openai", sidecar(log_level="warning"), is_sidecar=True),
         Target("sidecar_httpx", "/openai", sidecar("httpx"), is_sidecar=True),
@@ -125,6 +137,8 @@ TARGETS: dict[str, Target] = {
 }
 # The fleet pair is measured by its own scenario ("fleet"), not with every JSON run.
 DEFAULT = [name for name in TARGETS if name not in ("sidecar_oauth", "sidecar_fleet")]
+# LiteLLM is a peer reported only, from /opt/bench-litellm when installed: opt-in (--targets).
+DEFAULT.remove("litellm")
 FLEET = ["direct", "sidecar_oauth", "sidecar_fleet"]
 
 
