@@ -2,7 +2,7 @@
 
 Redis is the source of truth. Each host caches an agent's records and re-reads them only when
 the agent's write counter moved (one GET per ``check_interval_s``), so a token another host
-refreshed arrives without a token call. A refresh runs under a lease (``fleet_records``);
+refreshed arrives without a token call. A refresh runs under a lease (``fleet_refresh``);
 waiters adopt what the holder wrote. With Redis unreachable, cached tokens that are still valid
 keep being served, and nothing is refreshed.
 """
@@ -20,23 +20,19 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, WatchError
 
 from sidecar.crypto import Keyring
-from sidecar.errors import NoProfile, RefreshUnavailable, StoreError
+from sidecar.errors import StoreError
 from sidecar.log import get_logger
 from sidecar.store import fleet_records as rec
 from sidecar.store import model
 from sidecar.store.era import Era
-from sidecar.store.fleet_lease import Lease, LeaseClient
+from sidecar.store.fleet_lease import LeaseClient
+from sidecar.store.fleet_refresh import FleetRefresher, FleetUnavailable, oauth_of
 from sidecar.store.model import AuthState, OAuthCredential
 from sidecar.store.source import Exchange, StateUpdate
 from sidecar.store.views import AgentView, ProfileView
 
 log = get_logger("sidecar.fleet")
 OWNER_PREFIX = "fleet:"  # a ProfileView.owner "fleet:<agent>" can never be a local agent id
-VALID_SLACK_MS = 0  # while Redis is away (or another host refreshes), served until it expires
-
-
-class FleetUnavailable(RefreshUnavailable):
-    """Redis cannot be reached (or timed out); nothing was refreshed."""
 
 
 def owner_of(agent: str) -> str:
@@ -85,9 +81,7 @@ class FleetStore:
         self._cache: dict[str, _Cached] = {}
         self._checking: dict[str, anyio.Lock] = {}
         self._down_since: float | None = None
-        self._unsaved: dict[tuple[str, str], tuple[int, int, dict[str, Any]]] = {}
-        self._unreleased: list[Lease] = []
-        self._unsaved_epoch = 0  # moves whenever ``_unsaved`` does
+        self.refresher = FleetRefresher(self)
 
     @property
     def client(self) -> Redis:
@@ -167,19 +161,19 @@ class FleetStore:
         return None if cached is None or cached.error else self._view_of(agent, cached)
 
     def _view_of(self, agent: str, cached: _Cached) -> AgentView:
-        if cached.view is not None and cached.view_epoch == self._unsaved_epoch:
+        if cached.view is not None and cached.view_epoch == self.refresher.unsaved_epoch:
             return cached.view
         profiles = {
-            pid: ProfileView(self._overlay(r).profile, owner_of(agent), self.origin)
+            pid: ProfileView(self.overlay(r).profile, owner_of(agent), self.origin)
             for pid, r in cached.records.items()
         }
         view = AgentView(agent=agent, profiles=profiles, state=cached.state, era=Era.NONE)
-        cached.view, cached.view_epoch = view, self._unsaved_epoch
+        cached.view, cached.view_epoch = view, self.refresher.unsaved_epoch
         return view
 
-    def _overlay(self, record: rec.Record) -> rec.Record:
+    def overlay(self, record: rec.Record) -> rec.Record:
         """A credential refreshed while Redis was away is served until it is saved."""
-        unsaved = self._unsaved.get((record.agent, record.profile_id))
+        unsaved = self.refresher.unsaved.get((record.agent, record.profile_id))
         if unsaved is None or unsaved[0] != record.version:
             return record
         entry = model.parse_entry(record.profile_id, unsaved[2])
@@ -187,8 +181,8 @@ class FleetStore:
 
     async def _revalidate(self, agent: str, cached: _Cached | None) -> _Cached:
         async with self.reachable():
-            await self._save_unsaved(agent)
-            await self._release_pending()
+            await self.refresher.save_unsaved(agent)
+            await self.refresher.release_pending()
             gen = _opt_text(await self.client.get(self.keys.gen(agent)))
             if cached is not None and cached.gen == gen:
                 cached.checked = time.monotonic()
@@ -244,196 +238,28 @@ class FleetStore:
         rejected_access: str | None = None,
         margin_ms: int = model.REFRESH_MARGIN_MS,
     ) -> OAuthCredential:
-        try:
-            if any(who == agent for who, _ in self._unsaved):
-                async with self.reachable():
-                    await self._save_unsaved(agent)
-            return await self._refresh_online(
-                agent, profile_id, exchange, rejected_access, margin_ms
-            )
-        except FleetUnavailable:
-            cached = self._cached_oauth(agent, profile_id)
-            if cached is not None and self._still_valid(cached, rejected_access):
-                return cached  # serve on; the refresh waits for Redis and its lease
-            raise
+        return await self.refresher.refresh(
+            agent, profile_id, exchange, rejected_access=rejected_access, margin_ms=margin_ms
+        )
 
-    async def _refresh_online(
-        self, agent: str, pid: str, exchange: Exchange, rejected: str | None, margin_ms: int
-    ) -> OAuthCredential:
-        lease, record = await self._lease_or_adopt(agent, pid, rejected, margin_ms)
-        if lease is None:
-            return self._remember(record)
-        failure: Exception | None = None
-        try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(self._keep_alive, lease)
-                try:
-                    cred = await self._exchange_under(lease, exchange, rejected, margin_ms)
-                except Exception as exc:  # raised as itself, not inside the group's ExceptionGroup
-                    failure = exc
-                finally:
-                    group.cancel_scope.cancel()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._release(lease)
-        if failure is not None:
-            raise failure
-        return cred
-
-    async def _release(self, lease: Lease) -> None:
-        """Compare-and-delete; with Redis away, kept to release as soon as it is back (a restarted
-        Redis still holds the lease, and every host would otherwise wait out its TTL)."""
-        try:
-            async with self.reachable():
-                await self.leases.release(lease)
-        except FleetUnavailable:
-            self._unreleased.append(lease)
-
-    async def _release_pending(self) -> None:
-        for lease in list(self._unreleased):
-            if time.monotonic() < lease.expires_at:
-                await self.leases.release(lease)
-            with contextlib.suppress(ValueError):
-                self._unreleased.remove(lease)
-
-    async def _exchange_under(
-        self, lease: Lease, exchange: Exchange, rejected: str | None, margin_ms: int
-    ) -> OAuthCredential:
-        record = await self._must_read(lease.agent, lease.profile_id)  # someone may have won
-        if self._adoptable(_oauth(record), rejected, margin_ms):
-            return self._remember(record)
-        fields = await self._exchange(record, exchange, margin_ms)
-        if isinstance(fields, rec.Record):
-            return self._remember(fields)
-        return await self._write_back(lease, record, model.merge_fields(record.fields, fields))
-
-    async def _keep_alive(self, lease: Lease) -> None:
-        """Renews the lease every third of its TTL while the token call runs (which may
-        outlast the request that started it); a holder that dies stops renewing, and its lease
-        lapses one TTL later."""
-        while True:
-            await anyio.sleep(self.lease_ttl_ms / 3000)
-            with contextlib.suppress(FleetUnavailable):
-                async with self.reachable():
-                    await self.leases.renew(lease, self.lease_ttl_ms)
-
-    async def _lease_or_adopt(
-        self, agent: str, pid: str, rejected: str | None, margin_ms: int
-    ) -> tuple[Lease | None, rec.Record]:
-        """The lease, or a record to adopt: fresh enough, or still valid while another host
-        refreshes. A dead holder's lease lapses after its TTL and is then taken over."""
-        deadline = time.monotonic() + self.lease_ttl_ms / 1000 + 5
-        if self._unreleased:
-            async with self.reachable():
-                await self._release_pending()
-        while True:
-            record = await self._must_read(agent, pid)
-            cred = _oauth(record)
-            if self._adoptable(cred, rejected, margin_ms):
-                return None, record
-            async with self.reachable():
-                lease = await self.leases.acquire(agent, pid, self.lease_ttl_ms)
-            if lease is not None or self._still_valid(cred, rejected):
-                return lease, record
-            if time.monotonic() > deadline:
-                raise FleetUnavailable(
-                    f"another sidecar held the refresh lease of fleet profile {pid} (agent "
-                    f"{agent}) past its TTL; try again"
-                )
-            await anyio.sleep(self.poll_s)
-
-    async def _exchange(
-        self, record: rec.Record, exchange: Exchange, margin_ms: int
-    ) -> Mapping[str, Any] | rec.Record:
-        current = _oauth(record)
-        try:
-            return await exchange(current)
-        except StoreError:
-            raise
-        except Exception:
-            # Rejected: a host outside the lease (its TTL lapsed) may have rotated it first.
-            again = await self._must_read(record.agent, record.profile_id)
-            cred = _oauth(again)
-            if cred.refresh != current.refresh and cred.is_usable(self.clock(), margin_ms):
-                return again
-            raise
-
-    async def _write_back(
-        self, lease: Lease, record: rec.Record, fields: dict[str, Any]
-    ) -> OAuthCredential:
-        """Compare-and-set on the record's version, retried while the lease lasts; if Redis
-        stays away, the credential is kept in memory and saved when Redis returns."""
-        key = (record.agent, record.profile_id)
-        self._unsaved[key] = (record.version, lease.fence, fields)
-        self._unsaved_epoch += 1
-        self._remember(record)
-        while True:
-            try:
-                async with self.reachable():
-                    await self._save_unsaved(record.agent, owner=lease.owner)
-                break
-            except FleetUnavailable:
-                if time.monotonic() > lease.expires_at - 1:
-                    log.error("fleet_write_deferred", agent=record.agent, profile=record.profile_id)
-                    break
-                await anyio.sleep(self.poll_s * 4)
-        newest = self._cached_oauth(record.agent, record.profile_id)
-        return newest if newest is not None else _oauth(self._overlay(record))
-
-    async def _save_unsaved(self, agent: str, owner: str = "") -> None:
-        for key, entry in list(self._unsaved.items()):
-            (who, pid), (version, fence, fields) = key, entry
-            if who != agent or self._unsaved.get(key) is not entry:
-                continue  # another agent's, or saved meanwhile by a concurrent caller
-            outcome, _ = await self.leases.write(
-                agent, pid, fields, version, owner=owner, fence=fence
-            )
-            if outcome == -1:  # our lease lapsed; the version check alone still protects
-                outcome, _ = await self.leases.write(agent, pid, fields, version, fence=fence)
-            if self._unsaved.get(key) is entry:
-                del self._unsaved[key]
-                self._unsaved_epoch += 1
-            if outcome != 1:
-                log.warning(
-                    "fleet_write_refused",
-                    agent=agent,
-                    profile=pid,
-                    reason=rec.WRITE_OUTCOMES[outcome],
-                )
-            # Replaced only once the reload succeeded: Redis may go away right here, and the
-            # cached profiles must keep serving meanwhile (an emptied cache answered 404).
-            await self._revalidate_quietly(agent)
-
-    async def _revalidate_quietly(self, agent: str) -> None:
+    async def reload(self, agent: str) -> None:
         gen = _opt_text(await self.client.get(self.keys.gen(agent)))
         self._cache[agent] = await self._load(agent, gen)
 
-    async def _must_read(self, agent: str, pid: str) -> rec.Record:
-        found = await self.read(agent, pid)
-        if found is None:
-            raise NoProfile(f"fleet profile {pid} of agent {agent} is no longer in the fleet")
-        return found
-
-    def _remember(self, record: rec.Record) -> OAuthCredential:
+    def remember(self, record: rec.Record) -> OAuthCredential:
         """Caches what a refresh read, so it is served even if Redis then goes away."""
         cached = self._cache.setdefault(record.agent, _Cached(None, 0.0))
         known = cached.records.get(record.profile_id)
         if known is None or record.version >= known.version:
             cached.records[record.profile_id] = record
             cached.view = None
-        return _oauth(self._overlay(record))
+        return oauth_of(self.overlay(record))
 
-    def _cached_oauth(self, agent: str, pid: str) -> OAuthCredential | None:
+    def cached_oauth(self, agent: str, pid: str) -> OAuthCredential | None:
         cached = self._cache.get(agent)
         found = cached.records.get(pid) if cached is not None else None
-        profile = self._overlay(found).profile if found is not None else None
+        profile = self.overlay(found).profile if found is not None else None
         return profile if isinstance(profile, OAuthCredential) else None
-
-    def _adoptable(self, cred: OAuthCredential, rejected: str | None, margin_ms: int) -> bool:
-        return cred.is_usable(self.clock(), margin_ms) and cred.access.reveal() != rejected
-
-    def _still_valid(self, cred: OAuthCredential, rejected: str | None) -> bool:
-        return cred.is_usable(self.clock(), VALID_SLACK_MS) and cred.access.reveal() != rejected
 
     # --- usage state ---------------------------------------------------------------------------
 
@@ -467,9 +293,3 @@ def _opt_text(value: bytes | str | None) -> str | None:
 
 def _texts(raw: Mapping[Any, Any]) -> dict[str, str]:
     return {_text(k): _text(v) for k, v in raw.items()}
-
-
-def _oauth(record: rec.Record) -> OAuthCredential:
-    if not isinstance(record.profile, OAuthCredential):
-        raise NoProfile(f"fleet profile {record.profile_id} is not an OAuth profile")
-    return record.profile
