@@ -2,18 +2,24 @@
 already expired, spread over 1 or 4 sidecar processes sharing one file store, or over 4 fleet
 hosts (each with its own state dir) sharing one Redis.
 
-Measured per repeat: token-endpoint calls (the target is exactly 1), every request's latency,
-and the same storm's latency with a valid token (no refresh) right after, so that what the
-refresh added is read off the same processes, connections and load: ``added`` = storm minus
-no-refresh storm, per percentile. The token endpoint is the rotating fake of the tests (it
-rejects a reused refresh token), run as its own process on the load CPU and made to answer in
-``delay_ms``; its own latency is measured directly with a refresh of a separate grant.
+Measured per repeat: token-endpoint calls (the target is exactly 1); each request's wait for
+its credential (the refresh included) as the sidecar logs it (``credential_ms``), which is
+what the target bounds; and, from the client, every request's latency and the same storm's
+latency with a valid token right after (``calm``). 500 requests queue for one CPU either way,
+so ``added`` = storm minus calm is what the refresh added to the clients' latency.
+
+The token endpoint is the rotating fake of the tests (it rejects a reused refresh token), run
+as its own process on the load CPU and made to answer in ``delay_ms``; its own latency is
+measured directly with a refresh of a separate grant.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -119,7 +125,7 @@ def _start_hosts(
             upstream=upstream,
             token_url=f"{tokens}/oauth/token",
             fleet=fleet,
-            log_level="warning",
+            log_level="info",  # the shipped default; each line carries credential_ms
         )
         argv = [PYTHON, "-m", "sidecar", "serve", "--config", str(conf)]
         children.append(group.start(f"storm-{port}", argv, cpu=PROXY_CPU))
@@ -149,15 +155,18 @@ def one_storm(
     try:
         stormed, errors = asyncio.run(_storm(urls, requests))
         state = _fake(tokens, "state")
+        between = time.time()
         # The same storm again with the token now valid: what requests cost without a refresh.
         calm, calm_errors = asyncio.run(_storm(urls, requests))
     finally:
         for child in children:
             group.stop(child)
+    waits = [ms for child in children for at, ms in credential_waits(child.log) if at < between]
     out: dict[str, Any] = {
         "token_calls": state["calls"],
         "reused_refresh_tokens": state["reused"],
         "errors": errors + calm_errors,
+        "logged": len(waits),
         "loadavg": loadavg(),
     }
     for q in (50, 90, 99, 100):
@@ -165,6 +174,22 @@ def one_storm(
         out[f"storm_p{q}_ms"] = storm_q
         out[f"calm_p{q}_ms"] = calm_q
         out[f"added_p{q}_ms"] = storm_q - calm_q
+        out[f"wait_p{q}_ms"] = percentile(waits, q)
+    return out
+
+
+def credential_waits(log: Path) -> list[tuple[float, float]]:
+    """(epoch seconds, credential_ms) of each proxied request in a sidecar's JSON log lines:
+    how long it waited for its credential, the refresh included, as the sidecar measured it."""
+    out = []
+    for line in log.read_text(errors="replace").splitlines():
+        if '"request_completed"' not in line:
+            continue
+        event = json.loads(line)
+        if event.get("credential_ms") is None:
+            continue
+        at = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+        out.append((at, float(event["credential_ms"])))
     return out
 
 

@@ -54,6 +54,7 @@ class Exchange:
     error: str | None = None
     response_started: bool = False
     response_done: bool = False
+    credential_s: float | None = None  # getting the credential (waiting on a refresh included)
 
 
 class Proxy:
@@ -110,7 +111,11 @@ class Proxy:
         route = self._route(scope)
         ex.agent, ex.provider = route.agent, route.provider
         view = await self.source.view(route.agent)
-        cred, chosen, spec = await self._credential(route, view, ex)
+        asked = time.perf_counter()
+        try:
+            cred, chosen, spec = await self._credential(route, view, ex)
+        finally:
+            ex.credential_s = time.perf_counter() - asked
         path = route.upstream_path
         if spec.kind == "openai-codex":
             path = codex_path(spec.base_url, path)
@@ -338,7 +343,7 @@ class Proxy:
 
     def _account(self, ex: Exchange) -> None:
         seconds = time.perf_counter() - ex.started
-        self.metrics.observe(ex.agent, ex.provider, ex.status, seconds)
+        self.metrics.observe(ex.agent, ex.provider, ex.status, seconds, ex.credential_s)
         log.info(
             "request_completed",
             method=ex.method,
@@ -348,6 +353,7 @@ class Proxy:
             status=ex.status,
             error=ex.error,
             ms=round(seconds * 1000, 2),
+            credential_ms=None if ex.credential_s is None else round(ex.credential_s * 1000, 2),
         )
 
 

@@ -1,5 +1,6 @@
-"""Prometheus metrics in a registry of the app's own (no global state): requests, latency,
-refreshes and upstream failures, by agent and provider. Labels never carry a secret."""
+"""Prometheus metrics in a registry of the app's own (no global state): requests, latency, the
+wait for a credential, refreshes and upstream failures, by agent and provider. Labels never
+carry a secret."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+# Mostly microseconds (a cached token); a refresh takes one token call, 0.1 s to 30 s.
+_WAIT_BUCKETS = (0.0005, 0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
 class Metrics:
@@ -24,6 +27,13 @@ class Metrics:
             "Time to the end of the response (streams included), by agent and provider",
             ["agent", "provider"],
             buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.credential_wait = Histogram(
+            "openclaw_sidecar_credential_seconds",
+            "Time a request spent getting its credential, waiting on a refresh included",
+            ["agent", "provider"],
+            buckets=_WAIT_BUCKETS,
             registry=self.registry,
         )
         self.errors = Counter(
@@ -44,9 +54,18 @@ class Metrics:
             registry=self.registry,
         )
 
-    def observe(self, agent: str, provider: str, status: int, seconds: float) -> None:
+    def observe(
+        self,
+        agent: str,
+        provider: str,
+        status: int,
+        seconds: float,
+        credential_s: float | None = None,
+    ) -> None:
         self.requests.labels(agent, provider, str(status)).inc()
         self.latency.labels(agent, provider).observe(seconds)
+        if credential_s is not None:
+            self.credential_wait.labels(agent, provider).observe(credential_s)
 
     def on_refresh(self, provider: str, _profile_id: str, outcome: str) -> None:
         self.refreshes.labels(provider, outcome).inc()

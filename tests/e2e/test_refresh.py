@@ -119,6 +119,27 @@ async def test_200_concurrent_requests_with_an_expired_token_make_one_token_call
     assert stored["expires"] > time.time() * 1000 + 3_000_000
 
 
+def test_the_wait_for_a_refresh_is_logged_and_measured_per_request(
+    sidecars: Sidecars, token_server: FakeTokenServer, http: httpx.Client
+) -> None:
+    """credential_ms in each request's log line, and openclaw_sidecar_credential_seconds in
+    /metrics: a request that waited on a 300 ms token call says so; the next one did not wait."""
+    seed_codex(sidecars, token_server, -60)
+    sidecar = sidecars.start()
+    token_server.set_mode("slow", delay_ms=300)
+    for _ in range(2):
+        assert http.post(sidecar.url() + RESPONSES, json=RESPONSES_BODY).status_code == 200
+    wait_until("both log lines", lambda: len(events(sidecar, "request_completed")) == 2)
+    waited, cached = (e["credential_ms"] for e in events(sidecar, "request_completed"))
+    assert (waited >= 300, cached < 100) == (True, True), (waited, cached)
+    metrics = http.get(sidecar.url() + "/metrics").text
+    count = 'openclaw_sidecar_credential_seconds_count{agent="main",provider="openai-codex"} 2.0'
+    assert count in metrics
+    within = 'openclaw_sidecar_credential_seconds_bucket{agent="main",le="0.25",'
+    within += 'provider="openai-codex"}'
+    assert f"{within} 1.0" in metrics  # the cached one; the other waited longer
+
+
 def test_a_revoked_token_is_refreshed_once_and_the_request_replayed(
     sidecars: Sidecars, token_server: FakeTokenServer, upstream: FakeUpstream, http: httpx.Client
 ) -> None:
