@@ -66,3 +66,21 @@ def test_sse_scenario_runs_for_direct_and_sidecar(tmp_path: Path) -> None:
     samples = results["scenarios"]["2"]["samples"]  # type: ignore[index]
     assert [run["events"] for run in samples["sidecar"]] == [50.0]
     assert (tmp_path / "sse-added.png").exists()
+
+
+@pytest.mark.skipif(
+    shutil.which("nginx") is None or shutil.which("redis-server") is None,
+    reason="needs nginx and redis-server",
+)
+def test_storm_scenario_refreshes_once_per_variant_and_reads_the_waits(tmp_path: Path) -> None:
+    """Scenario 5 with 20 requests: one token call for 1 and 4 processes and 4 fleet hosts, and
+    every request's credential_ms read back from the sidecars' log lines."""
+    pytest.importorskip("matplotlib")
+    results = _run(tmp_path, "--scenarios", "5")
+    s5 = results["scenarios"]["5"]  # type: ignore[index]
+    variants = s5["variants"]
+    assert set(variants) == {"file-1", "file-4", "fleet-4"}
+    for name, row in variants.items():
+        assert (name, row["token_calls"]["median"], row["errors"]["median"]) == (name, 1, 0)
+        assert (name, row["logged"]["median"]) == (name, 20)
+        assert row["wait_p99_ms"]["median"] >= s5["endpoint_latency_ms"]["median"] / 2
