@@ -20,7 +20,6 @@ from typing import Any
 from bench.procs import LOAD_CPU, PYTHON, REPO, Child, Children, free_port, wait_port
 
 PROFILE_ID = "openai-codex:bench@example.com"
-CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"  # OpenClaw's Codex client id (the fake checks it)
 PATH = "/openai-codex/responses"
 BODY = json.dumps({"model": "gpt-5.1-codex", "input": "hi"}).encode()
 DEAD_TOKEN_URL = "http://127.0.0.1:9/oauth/token"  # a valid token never needs it
@@ -67,7 +66,7 @@ def config(
         f'state_dir = "{state_dir}"\n\n'
         f'[[listeners]]\nhost = "127.0.0.1"\nport = {port}\n\n'
         f'[providers.openai-codex]\nbase_url = "{upstream}"\n'
-        f'token_url = "{token_url}"\nclient_id = "{CLIENT_ID}"\n\n'
+        f'token_url = "{token_url}"\n\n'  # the built-in client id, which the fake checks
         # No background refresh: every refresh in a run comes from the requests themselves.
         f"[refresh]\nbackground_interval_seconds = 3600\n\n"
         f'[log]\nlevel = "{log_level}"\n'

@@ -29,6 +29,7 @@ from bench import oauth
 from bench.procs import LOAD_CPU, PROXY_CPU, PYTHON, Child, Children, free_port, wait_port
 from bench.scenario_json import start_upstream
 from bench.stats import loadavg, percentile, spread
+from sidecar.config.settings import BUILTIN_PROVIDERS
 
 VARIANTS: dict[str, tuple[int, bool]] = {"file-1": (1, False), "file-4": (4, False)}
 FLEET_VARIANTS: dict[str, tuple[int, bool]] = {"fleet-4": (4, True)}
@@ -59,7 +60,7 @@ def endpoint_latency_ms(tokens: str, times: int = 5) -> float:
     with httpx.Client(timeout=30) as client:
         for _ in range(times):
             form = {"grant_type": "refresh_token", "refresh_token": refresh}
-            form["client_id"] = oauth.CLIENT_ID
+            form["client_id"] = BUILTIN_PROVIDERS["openai-codex"].client_id or ""
             t0 = time.perf_counter()
             answer = client.post(f"{tokens}/oauth/token", data=form)
             took.append((time.perf_counter() - t0) * 1000)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import time
 import tomllib
@@ -17,20 +16,19 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import pytest
 import yaml
 
 from sidecar.config import parse_settings
+from tests.deploy.compose_support import ROOT, ComposeStack, until, write_secret
+from tests.e2e.sidecar import free_port
 
 pytestmark = pytest.mark.deploy
 
-ROOT = Path(__file__).resolve().parents[2]
-FILES = ("-f", "compose.yaml", "-f", "deploy/compose/compose.test.yaml")
 AGENTS = ("personal", "work")
-CONTAINER_GID = 10001
 STORM_REFRESH = "rt-storm-seed"
 STORM = 12  # concurrent requests per sidecar
 
@@ -89,69 +87,15 @@ def test_compose_sidecar_configs_bind_one_agent_per_port_with_a_token(name: str)
 
 
 @dataclass
-class Stack:
-    project: str
-    env: dict[str, str]
+class Stack(ComposeStack):
+    FILES = ("-f", "compose.yaml", "-f", "deploy/compose/compose.test.yaml")
     sidecar: str
     ports: dict[str, int]
     tokens: dict[str, str]
     keys: dict[str, str]
 
-    def compose(
-        self, *args: str, stdin: str | None = None, timeout: float = 180
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["podman-compose", "-p", self.project, *FILES, *args],
-            cwd=ROOT,
-            env=self.env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
     def container(self, service: str) -> str:
         return self.sidecar if service == "sidecar" else f"{self.project}_{service}_1"
-
-    def podman(
-        self, *args: str, stdin: str | None = None, timeout: float = 60
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["podman", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def upstream_seen(self) -> dict[str, Any]:
-        code = (
-            "import urllib.request; print(urllib.request.urlopen("
-            "'http://127.0.0.1:8080/_fake/requests', timeout=5).read().decode())"
-        )
-        result = self.podman("exec", self.container("fake-upstream"), "python3", "-c", code)
-        assert result.returncode == 0, result.stderr
-        doc: dict[str, Any] = json.loads(result.stdout)
-        return doc
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def until(check: Any, what: str, seconds: float = 60) -> None:
-    """A bounded poll: containers starting in podman give no event to wait on (podman 4.3
-    cannot wait for "healthy")."""
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {seconds:g} s waiting for {what}")
-        time.sleep(0.3)
 
 
 def http_ok(url: str) -> bool:
@@ -194,11 +138,7 @@ def stack(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stac
     tokens = {a: f"{a}-client-{secrets.token_urlsafe(24)}" for a in AGENTS}
     keys = {a: f"sk-{a}-{secrets.token_hex(16)}" for a in AGENTS}
     for agent, token in tokens.items():
-        path = secrets_dir / f"{agent}-client-token"
-        path.write_text(token + "\n")
-        # compose file secrets are bind mounts keeping owner and mode: readable by the GID.
-        os.chown(path, 0, CONTAINER_GID)
-        path.chmod(0o640)
+        write_secret(secrets_dir / f"{agent}-client-token", token)
     ports = {"personal": free_port(), "work": free_port()}
     env = {
         **os.environ,
@@ -217,8 +157,8 @@ def stack(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stac
         up = stack.compose("up", "-d", "sidecar", "fake-upstream")
         assert up.returncode == 0, up.stdout + up.stderr
         for port in ports.values():
-            until(lambda p=port: http_ok(f"http://127.0.0.1:{p}/healthz"), f"port {port}")
-        until(lambda: stack.upstream_seen() is not None, "the fake upstream")
+            until(partial(http_ok, f"http://127.0.0.1:{port}/healthz"), f"port {port}")
+        until(stack.upstream_seen, "the fake upstream")
         for agent, key in keys.items():
             paste = stack.podman(
                 "exec", "-i", stack.sidecar, "openclaw-sidecar", "paste-api-key",
@@ -248,7 +188,7 @@ def test_agents_reach_the_upstream_each_with_only_its_own_key(stack: Stack) -> N
         result = last_json_line(logs)
         assert result["status"] == 200
         assert result["reply"].endswith(f"(key ...{stack.keys[agent][-4:]}).")
-    seen = stack.upstream_seen()["requests"]
+    seen = stack.seen()["requests"]
     for agent in AGENTS:
         mine = [r for r in seen if r["prompt"] == f"Hello from the {agent} agent."]
         assert [r["authorization"] for r in mine] == [f"Bearer {stack.keys[agent]}"]
@@ -272,15 +212,15 @@ def test_an_agent_cannot_use_the_other_agents_port(stack: Stack) -> None:
 
 def test_wrong_or_missing_client_token_is_refused_before_upstream(stack: Stack) -> None:
     """From the host: the work token on the personal port and no token both get 401."""
-    before = len(stack.upstream_seen()["requests"])
+    before = len(stack.seen()["requests"])
     personal, work = stack.ports["personal"], stack.ports["work"]
     assert post_chat(personal, stack.tokens["work"])[:2] == (401, "caller_unauthorized")
     assert post_chat(work, stack.tokens["personal"])[:2] == (401, "caller_unauthorized")
     status, code, body = post_chat(personal, None)
     assert (status, code, body["error"]["code"]) == (401, *["caller_unauthorized"] * 2)
-    assert len(stack.upstream_seen()["requests"]) == before
+    assert len(stack.seen()["requests"]) == before
     assert post_chat(personal, stack.tokens["personal"])[0] == 200
-    last = stack.upstream_seen()["requests"][-1]
+    last = stack.seen()["requests"][-1]
     assert last["authorization"] == f"Bearer {stack.keys['personal']}"
 
 
@@ -378,5 +318,5 @@ def test_refresh_storm_across_two_sidecars_makes_one_token_call(stack: Stack) ->
     statuses = [s for out, _ in results for s in json.loads(out.strip().splitlines()[-1])]
     logs = stack.podman("logs", stack.sidecar)
     assert statuses == [200] * (2 * STORM), (results, (logs.stdout + logs.stderr)[-3000:])
-    calls = stack.upstream_seen()["token_calls"]
+    calls = stack.seen()["token_calls"]
     assert [c["grant_type"] for c in calls] == ["refresh_token"]

@@ -15,31 +15,28 @@ import json
 import os
 import re
 import secrets
-import socket
 import subprocess
 import time
 import tomllib
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sidecar.config import parse_settings
+from tests.deploy.compose_support import ROOT, ComposeStack, until, write_secret
+from tests.e2e.sidecar import free_port
 
 pytestmark = pytest.mark.deploy
 
-ROOT = Path(__file__).resolve().parents[2]
-FILES = ("-f", "compose.fleet.yaml", "-f", "deploy/compose/compose.fleet.test.yaml")
 FLEET_TEST_CONFIG = "deploy/compose/sidecar.fleet.test.toml"
 REDIS_IMAGE = "localhost/openclaw-fleet-redis:test"
 LOCAL_BASE = "localhost/python-base:bookworm"
-CONTAINER_GID = 10001
 SIDECARS = ("fleet-a", "fleet-b")
 PROFILE = "openai-codex:fleet"
 ORIGIN = "redis://redis:6379/openclaw-sidecar"  # what the CLI names the fleet: no password
@@ -66,9 +63,8 @@ def codex_auth(access: str, refresh: str) -> str:
 
 
 @dataclass
-class Fleet:
-    project: str
-    env: dict[str, str]
+class Fleet(ComposeStack):
+    FILES = ("-f", "compose.fleet.yaml", "-f", "deploy/compose/compose.fleet.test.yaml")
     ports: dict[str, int]
     client_token: str
     fleet_key: str
@@ -87,33 +83,10 @@ class Fleet:
             "fleet key": self.fleet_key,
         }
 
-    def compose(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["podman-compose", "-p", self.project, *FILES, *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
     def container(self, service: str) -> str:
         if service in SIDECARS:  # container_name in compose.fleet.test.yaml
             return f"{self.project}-{service}"
         return f"{self.project}_{service}_1"
-
-    def podman(
-        self, *args: str, stdin: str | None = None, timeout: float = 60
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["podman", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
 
     def cli(self, service: str, *args: str, stdin: str | None = None) -> str:
         """``openclaw-sidecar ARGS`` in a sidecar container; its output is kept for the leak
@@ -131,40 +104,6 @@ class Fleet:
             "profiles"
         ]
         return profiles
-
-    def _fake_requests(self) -> subprocess.CompletedProcess[str]:
-        code = (
-            "import urllib.request; print(urllib.request.urlopen("
-            "'http://127.0.0.1:8080/_fake/requests', timeout=5).read().decode())"
-        )
-        return self.podman("exec", self.container("fake-upstream"), "python3", "-c", code)
-
-    def fake_ready(self) -> bool:
-        return self._fake_requests().returncode == 0
-
-    def upstream_seen(self) -> dict[str, Any]:
-        """The fake upstream's log: ``requests`` (path, credential headers) and ``token_calls``."""
-        result = self._fake_requests()
-        assert result.returncode == 0, result.stderr
-        doc: dict[str, Any] = json.loads(result.stdout)
-        return doc
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def until(check: Callable[[], bool], what: str, seconds: float = 60) -> None:
-    """A bounded poll: podman 4.3 cannot wait for "healthy", and the sidecars learn of a
-    changed fleet record on their next version check."""
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {seconds:g} s waiting for {what}")
-        time.sleep(0.3)
 
 
 def get_json(url: str) -> tuple[int, dict[str, Any]]:
@@ -274,11 +213,7 @@ def fleet(
         "fleet-key": stack.fleet_key,
         "client-token": stack.client_token,
     }.items():
-        path = secrets_dir / name
-        path.write_text(value + "\n")
-        # compose file secrets are bind mounts keeping owner and mode: readable by the GID.
-        os.chown(path, 0, CONTAINER_GID)
-        path.chmod(0o640)
+        write_secret(secrets_dir / name, value)
     stack.env = {
         **os.environ,
         "BUILDAH_FORMAT": "docker",
@@ -297,7 +232,7 @@ def fleet(
         assert up.returncode == 0, up.stdout + up.stderr
         for service, port in stack.ports.items():
             until(partial(ready, port), f"{service} ready on 127.0.0.1:{port}")
-        until(stack.fake_ready, "the fake upstream")
+        until(stack.upstream_seen, "the fake upstream")
         yield stack
     finally:
         down = stack.compose("down", "-v", "-t", "5")
@@ -361,7 +296,7 @@ def test_a_login_pushed_from_fleet_a_is_listed_by_fleet_b_masked(fleet: Fleet) -
 def test_each_sidecar_sends_the_fleet_credential_upstream(fleet: Fleet) -> None:
     """A request through each published port, with the client token, reaches the fake upstream
     with the pushed access token; without the client token it never leaves the sidecar."""
-    before = len(fleet.upstream_seen()["requests"])
+    before = len(fleet.seen()["requests"])
     for service, port in fleet.ports.items():
         status, answer = chat(port, f"no token via {service}", None)
         assert (status, answer["error"]["code"]) == (401, "caller_unauthorized"), answer
@@ -369,7 +304,7 @@ def test_each_sidecar_sends_the_fleet_credential_upstream(fleet: Fleet) -> None:
         assert status == 200, answer
         content = answer["choices"][0]["message"]["content"]
         assert content == f"Hello from the fake upstream (key ...{fleet.seed_access[-4:]})."
-    seen = fleet.upstream_seen()["requests"][before:]
+    seen = fleet.seen()["requests"][before:]
     assert [(r["prompt"], r["authorization"]) for r in seen] == [
         (f"via {s}", f"Bearer {fleet.seed_access}") for s in SIDECARS
     ]
@@ -399,12 +334,12 @@ def test_an_expired_fleet_token_is_refreshed_once_for_both_sidecars(fleet: Fleet
     fleet.cli("fleet-a", "fleet", "push", "--profile-id", PROFILE)
     (entry,) = fleet.fleet_list("fleet-b")
     assert (entry["profileId"], entry["status"]) == (PROFILE, "expired")
-    assert fleet.upstream_seen()["token_calls"] == []
-    before = len(fleet.upstream_seen()["requests"])
+    assert fleet.seen()["token_calls"] == []
+    before = len(fleet.seen()["requests"])
 
     answers = storm(fleet)
 
-    seen = fleet.upstream_seen()
+    seen = fleet.seen()
     logs = {s: fleet.podman("logs", fleet.container(s)) for s in SIDECARS}
     tails = {s: (r.stdout + r.stderr)[-3000:] for s, r in logs.items()}
     assert [status for _, status, _ in answers] == [200] * (2 * STORM), (answers, tails)
@@ -427,7 +362,7 @@ def test_an_expired_fleet_token_is_refreshed_once_for_both_sidecars(fleet: Fleet
             200,
             f"token ...{new_access[-4:]}",
         ), service
-    assert len(fleet.upstream_seen()["token_calls"]) == 1
+    assert len(fleet.seen()["token_calls"]) == 1
 
 
 def test_no_secret_in_command_output_or_sidecar_logs(fleet: Fleet) -> None:

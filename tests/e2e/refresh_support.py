@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 
 from tests.e2e.sidecar import Sidecar, free_port, render_config, start_sidecar
@@ -176,3 +177,39 @@ def wait_until(what: str, done: Callable[[], bool], timeout: float = 10.0) -> No
     while not done():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
+
+
+def clients_for(sidecars: list[Sidecar], connections: int) -> list[httpx.AsyncClient]:
+    limits = httpx.Limits(max_connections=connections)
+    return [httpx.AsyncClient(base_url=s.url(), limits=limits, timeout=60) for s in sidecars]
+
+
+async def held_storm(
+    sidecars: list[Sidecar], tokens: FakeTokenServer, count: int
+) -> list[int | str]:
+    """``count`` Codex requests spread over ``sidecars`` while ``tokens`` holds the refresh
+    (its mode "hold"): released once every request is in flight, so all of them wait on it.
+    Each request's status, or its transport error."""
+    clients = clients_for(sidecars, count)
+    answers: list[int | str] = []
+
+    async def one(client: httpx.AsyncClient) -> None:
+        try:
+            answers.append((await client.post(RESPONSES, json=RESPONSES_BODY)).status_code)
+        except httpx.HTTPError as exc:
+            answers.append(repr(exc))
+
+    async def waiting() -> int:
+        return sum([in_flight_of(await c.get("/metrics")) for c in clients])
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            for n in range(count):
+                tg.start_soon(one, clients[n % len(clients)])
+            assert await anyio.to_thread.run_sync(tokens.held.wait, 10)
+            while await waiting() < count:
+                pass
+            tokens.release()
+    for client in clients:
+        await client.aclose()
+    return answers

@@ -28,7 +28,8 @@ from tests.e2e.refresh_support import (
     RESPONSES,
     RESPONSES_BODY,
     Sidecars,
-    in_flight_of,
+    clients_for,
+    held_storm,
     oauth_profile,
     profiles_path,
     provider_tables,
@@ -180,11 +181,6 @@ def seed_both(fakes: Fakes, state_dir: Path, expires_in: int) -> None:
     write_profiles(state_dir, profiles)
 
 
-def clients_for(sidecars: list[Sidecar], connections: int) -> list[httpx.AsyncClient]:
-    limits = httpx.Limits(max_connections=connections)
-    return [httpx.AsyncClient(base_url=s.url(), limits=limits, timeout=60) for s in sidecars]
-
-
 def sidecar_logs(running: list[Sidecar]) -> str:
     """The tail of each sidecar's log, for a failure message."""
     return "\n".join(f"--- {s.log_path.name}\n{s.logs()[-3000:]}" for s in running)
@@ -245,28 +241,7 @@ async def test_a_refresh_storm_over_four_processes_makes_one_token_call(
     seed_both(fakes, sidecars.state_dir, -60)
     running = sidecars.start_many(PROCESSES)
     fakes.codex_tokens.set_mode("hold")  # park the one refresh until all 500 wait
-    clients = clients_for(running, STORM)
-    answers: list[int | str] = []
-
-    async def one(client: httpx.AsyncClient) -> None:
-        try:
-            answers.append((await client.post(RESPONSES, json=RESPONSES_BODY)).status_code)
-        except httpx.HTTPError as exc:
-            answers.append(repr(exc))
-
-    async def waiting() -> int:
-        return sum([in_flight_of(await client.get("/metrics")) for client in clients])
-
-    with anyio.fail_after(60):
-        async with anyio.create_task_group() as tg:
-            for n in range(STORM):
-                tg.start_soon(one, clients[n % PROCESSES])
-            assert await anyio.to_thread.run_sync(fakes.codex_tokens.held.wait, 10)
-            while await waiting() < STORM:
-                pass
-            fakes.codex_tokens.release()
-    for client in clients:
-        await client.aclose()
+    answers = await held_storm(running, fakes.codex_tokens, STORM)
     assert (answers, fakes.codex_tokens.calls) == ([200] * STORM, 1), sidecar_logs(running)
     issued = fakes.codex_tokens.exchanges[0]
     seen = {r.headers["authorization"] for r in fakes.codex.requests}

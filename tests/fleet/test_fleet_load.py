@@ -16,7 +16,8 @@ import pytest
 from tests.e2e.refresh_support import (
     RESPONSES,
     RESPONSES_BODY,
-    in_flight_of,
+    clients_for,
+    held_storm,
 )
 from tests.e2e.sidecar import Sidecar
 from tests.fakes.token_server import FakeTokenServer
@@ -42,11 +43,6 @@ class Load:
     revocations: int = 0
     failures: list[str] = field(default_factory=list)
     counter: Iterator[int] = field(default_factory=itertools.count)
-
-
-def clients_for(sidecars: list[Sidecar], connections: int) -> list[httpx.AsyncClient]:
-    limits = httpx.Limits(max_connections=connections)
-    return [httpx.AsyncClient(base_url=s.url(), limits=limits, timeout=60) for s in sidecars]
 
 
 def logs(running: list[Sidecar]) -> str:
@@ -155,32 +151,7 @@ def test_a_refresh_storm_of_500_over_four_hosts_makes_one_token_call(
     fleet.push(grant)
     running = fleet.start(HOSTS)
     fakes.tokens.set_mode("hold")  # park the one refresh until all 500 wait
-    answers: list[int | str] = []
-
-    async def main() -> None:
-        clients = clients_for(running, STORM)
-
-        async def one(client: httpx.AsyncClient) -> None:
-            try:
-                answers.append((await client.post(RESPONSES, json=RESPONSES_BODY)).status_code)
-            except httpx.HTTPError as exc:
-                answers.append(repr(exc))
-
-        async def waiting() -> int:
-            return sum([in_flight_of(await c.get("/metrics")) for c in clients])
-
-        with anyio.fail_after(60):
-            async with anyio.create_task_group() as tg:
-                for n in range(STORM):
-                    tg.start_soon(one, clients[n % HOSTS])
-                assert await anyio.to_thread.run_sync(fakes.tokens.held.wait, 10)
-                while await waiting() < STORM:
-                    pass
-                fakes.tokens.release()
-        for client in clients:
-            await client.aclose()
-
-    anyio.run(main)
+    answers = anyio.run(held_storm, running, fakes.tokens, STORM)
     assert (answers, fakes.tokens.calls) == ([200] * STORM, 1), logs(running)
     issued = fakes.tokens.exchanges[0]
     seen = {r.headers["authorization"] for r in fakes.upstream.requests}
