@@ -29,7 +29,7 @@ from bench import oauth
 from bench.procs import LOAD_CPU, PROXY_CPU, PYTHON, Child, Children, free_port, wait_port
 from bench.scenario_json import start_upstream
 from bench.stats import loadavg, percentile, spread
-from sidecar.config.settings import BUILTIN_PROVIDERS
+from sidecar.providers.catalog import BUILTIN_PROVIDERS
 
 VARIANTS: dict[str, tuple[int, bool]] = {"file-1": (1, False), "file-4": (4, False)}
 FLEET_VARIANTS: dict[str, tuple[int, bool]] = {"fleet-4": (4, True)}

@@ -14,21 +14,23 @@ import httpx
 import uvicorn
 
 from sidecar.auth.credentials import CredentialResolver
-from sidecar.auth.grants import ProviderAuth
 from sidecar.auth.outcomes import Outcomes
 from sidecar.auth.refresh import CALL_TIMEOUT_S, AuthLookup, Refresher
-from sidecar.config import Listener, ProviderSpec, Settings
+from sidecar.config import Listener, Settings
 from sidecar.errors import ConfigError
 from sidecar.log import get_logger
+from sidecar.providers.catalog import ProviderSpec
+from sidecar.providers.grants import ProviderAuth
 from sidecar.proxy.app import create_app, create_ops
 from sidecar.proxy.forward import Proxy
 from sidecar.proxy.metrics import Metrics
 from sidecar.proxy.transport import Upstream
-from sidecar.store.composite import with_fleet
-from sidecar.store.jsonstore import JsonStore, now_ms
-from sidecar.store.layout import Layout, resolve_home
-from sidecar.store.sources import open_source
-from sidecar.store.sqlitestore import SqliteStore
+from sidecar.sources.choice import open_source
+from sidecar.sources.fleet.composite import with_fleet
+from sidecar.sources.openclaw.clock import now_ms
+from sidecar.sources.openclaw.layout import Layout, resolve_home
+from sidecar.sources.openclaw_json.store import JsonStore
+from sidecar.sources.openclaw_sqlite.store import SqliteStore
 
 log = get_logger("sidecar.server")
 KEEP_ALIVE_S = 75  # idle keep-alive connections, as nginx's default

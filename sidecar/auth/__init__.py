@@ -1,1 +1,3 @@
-"""Provider auth: token requests and answers (grants), login flows (pkce), authlib (oauth)."""
+"""Getting a request its credential: the resolver (``credentials``), single-flight refresh
+(``refresh``), what requests teach about profiles (``outcomes``), login flows (``login``,
+``pkce``) and other CLIs' logins taken in (``cli_imports``)."""

@@ -15,14 +15,14 @@ import anyio
 from sidecar.auth.refresh import Refresher
 from sidecar.errors import NoProfile
 from sidecar.secret import Secret
-from sidecar.store.model import (
+from sidecar.sources.openclaw.model import (
     ApiKeyCredential,
     OAuthCredential,
     SecretRef,
     TokenCredential,
 )
-from sidecar.store.refs import resolve_ref
-from sidecar.store.views import ProfileView
+from sidecar.sources.openclaw.refs import resolve_ref
+from sidecar.sources.openclaw.views import ProfileView
 
 REF_TTL_S = 300.0
 

@@ -20,10 +20,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from sidecar.auth import grants, pkce
-from sidecar.auth.grants import Grant, ProviderAuth
+from sidecar.auth import pkce
 from sidecar.auth.pkce import LoginError, LoginStart
 from sidecar.errors import RefreshUnavailable
+from sidecar.providers import grants
+from sidecar.providers.grants import Grant, ProviderAuth
 
 DEFAULT_CALLBACK_PORT: Final = 1455  # the Codex CLI's port (spec §9)
 _LOOPBACK_NAMES: Final = frozenset({"localhost", "127.0.0.1"})

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import anyio
 
 from sidecar.log import get_logger
-from sidecar.store import usage
-from sidecar.store.model import AuthState
-from sidecar.store.source import CredentialSource
-from sidecar.store.usage import FailureReason
+from sidecar.sources.interface import CredentialSource
+from sidecar.sources.openclaw import usage
+from sidecar.sources.openclaw.model import AuthState
+from sidecar.sources.openclaw.usage import FailureReason
 
 log = get_logger("sidecar.outcomes")
 

@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from sidecar.auth import oauth
-from sidecar.auth.grants import ProviderAuth, Style
 from sidecar.errors import SidecarError
+from sidecar.providers import oauth
+from sidecar.providers.grants import ProviderAuth, Style
 from sidecar.secret import Secret
 
 

@@ -20,13 +20,13 @@ from typing import Any
 import anyio
 import httpx
 
-from sidecar.auth import grants
-from sidecar.auth.grants import ProviderAuth
 from sidecar.errors import RefreshUnavailable
 from sidecar.log import get_logger
-from sidecar.store.model import REFRESH_MARGIN_MS, OAuthCredential
-from sidecar.store.source import CredentialSource
-from sidecar.store.views import ProfileView
+from sidecar.providers import grants
+from sidecar.providers.grants import ProviderAuth
+from sidecar.sources.interface import CredentialSource
+from sidecar.sources.openclaw.model import REFRESH_MARGIN_MS, OAuthCredential
+from sidecar.sources.openclaw.views import ProfileView
 
 log = get_logger("sidecar.refresh")
 AuthLookup = Callable[[str], ProviderAuth | None]

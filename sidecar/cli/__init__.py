@@ -6,7 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sidecar import imports, log
+from sidecar import log
+from sidecar.auth import cli_imports as imports
 from sidecar.cli.common import UsageError
 from sidecar.cli.fleet import cmd_fleet
 from sidecar.cli.paste import cmd_paste
@@ -14,7 +15,7 @@ from sidecar.cli.serve import cmd_serve
 from sidecar.cli.signin import cmd_import, cmd_login
 from sidecar.cli.status import cmd_status
 from sidecar.errors import SidecarError
-from sidecar.store.layout import DEFAULT_AGENT
+from sidecar.sources.openclaw.layout import DEFAULT_AGENT
 
 EXAMPLES = """\
 examples:

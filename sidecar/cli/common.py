@@ -9,10 +9,10 @@ from pathlib import Path
 
 from sidecar.config import Settings, load_settings, with_overrides
 from sidecar.errors import SidecarError
-from sidecar.store.jsonstore import JsonStore
-from sidecar.store.layout import Layout, resolve_home
-from sidecar.store.sources import open_source
-from sidecar.store.sqlitestore import SqliteStore
+from sidecar.sources.choice import open_source
+from sidecar.sources.openclaw.layout import Layout, resolve_home
+from sidecar.sources.openclaw_json.store import JsonStore
+from sidecar.sources.openclaw_sqlite.store import SqliteStore
 
 
 class UsageError(SidecarError):

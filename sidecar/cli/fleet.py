@@ -12,16 +12,16 @@ from typing import Any, TextIO
 
 import anyio
 
-from sidecar import status
+from sidecar.cli import report as status
 from sidecar.cli.common import UsageError, open_store, settings_of
 from sidecar.errors import StoreError
-from sidecar.store.composite import open_fleet
-from sidecar.store.fleet import FleetStore
-from sidecar.store.fleet_records import Record
-from sidecar.store.jsonstore import now_ms
-from sidecar.store.layout import check_agent_id
-from sidecar.store.model import OAuthCredential
-from sidecar.store.source import CredentialSource
+from sidecar.sources.fleet.composite import open_fleet
+from sidecar.sources.fleet.records import Record
+from sidecar.sources.fleet.store import FleetStore
+from sidecar.sources.interface import CredentialSource
+from sidecar.sources.openclaw.clock import now_ms
+from sidecar.sources.openclaw.layout import check_agent_id
+from sidecar.sources.openclaw.model import OAuthCredential
 
 PUSH_ATTEMPTS = 3
 

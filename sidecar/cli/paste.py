@@ -9,8 +9,8 @@ import sys
 from typing import Any, TextIO
 
 from sidecar.cli.common import UsageError, open_store
-from sidecar.store.jsonstore import now_ms
-from sidecar.store.layout import check_agent_id
+from sidecar.sources.openclaw.clock import now_ms
+from sidecar.sources.openclaw.layout import check_agent_id
 
 _DURATION = re.compile(r"^(\d+)\s*(ms|s|m|h|d|w)$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}

@@ -11,11 +11,12 @@ from typing import TextIO
 
 import httpx
 
-from sidecar import imports, server
+from sidecar import server
+from sidecar.auth import cli_imports as imports
 from sidecar.auth import login
 from sidecar.cli.common import UsageError, for_store, open_store, settings_of
-from sidecar.store.jsonstore import now_ms
-from sidecar.store.layout import check_agent_id
+from sidecar.sources.openclaw.clock import now_ms
+from sidecar.sources.openclaw.layout import check_agent_id
 
 
 def _profile_id(args: argparse.Namespace) -> str | None:

@@ -9,17 +9,18 @@ from typing import Any, TextIO
 
 import anyio
 
-from sidecar import status
+from sidecar.cli import report as status
 from sidecar.cli.common import open_store, settings_of
 from sidecar.config import Settings
 from sidecar.errors import SidecarError, StoreUnsupported
-from sidecar.store import fence, sources
-from sidecar.store.composite import CompositeSource, with_fleet
-from sidecar.store.jsonstore import now_ms
-from sidecar.store.layout import check_agent_id
-from sidecar.store.source import CredentialSource
-from sidecar.store.sqlitestore import SqliteStore
-from sidecar.store.views import AgentView
+from sidecar.sources import choice as sources
+from sidecar.sources.fleet.composite import CompositeSource, with_fleet
+from sidecar.sources.interface import CredentialSource
+from sidecar.sources.openclaw.clock import now_ms
+from sidecar.sources.openclaw.layout import check_agent_id
+from sidecar.sources.openclaw.views import AgentView
+from sidecar.sources.openclaw_sqlite import fence
+from sidecar.sources.openclaw_sqlite.store import SqliteStore
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:

@@ -7,38 +7,30 @@ finds and reads the file and the listeners' client-token files.
 from sidecar.config.load import load_settings, read_client_token, with_overrides
 from sidecar.config.parse import check_listeners, is_loopback, parse_settings
 from sidecar.config.settings import (
-    BUILTIN_PROVIDERS,
     CONFIG_ENV,
     DEFAULT_HOST,
     DEFAULT_PORT,
     NAME_PATTERN,
     RESERVED_PROVIDER_NAMES,
-    ErrorStyle,
     FleetSettings,
     Listener,
     LogLevel,
     LogSettings,
-    ProviderKind,
-    ProviderSpec,
     RefreshSettings,
     Settings,
     UpstreamSettings,
 )
 
 __all__ = [
-    "BUILTIN_PROVIDERS",
     "CONFIG_ENV",
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "NAME_PATTERN",
     "RESERVED_PROVIDER_NAMES",
-    "ErrorStyle",
     "FleetSettings",
     "Listener",
     "LogLevel",
     "LogSettings",
-    "ProviderKind",
-    "ProviderSpec",
     "RefreshSettings",
     "Settings",
     "UpstreamSettings",

@@ -11,7 +11,6 @@ from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from sidecar.config.settings import (
-    BUILTIN_PROVIDERS,
     HEADER_NAME,
     HOSTNAME,
     NAME_PATTERN,
@@ -19,12 +18,12 @@ from sidecar.config.settings import (
     FleetSettings,
     Listener,
     LogSettings,
-    ProviderSpec,
     RefreshSettings,
     Settings,
     UpstreamSettings,
 )
 from sidecar.errors import ConfigError
+from sidecar.providers.catalog import BUILTIN_PROVIDERS, ProviderSpec
 
 # ---- values: each parser takes (value, dotted key) and raises ConfigError naming the key
 

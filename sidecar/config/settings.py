@@ -1,4 +1,4 @@
-"""The validated configuration, as frozen dataclasses, and the built-in providers."""
+"""The validated configuration, as frozen dataclasses (providers: ``sidecar.providers.catalog``)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Final, Literal
 
+from sidecar.providers.catalog import BUILTIN_PROVIDERS, ProviderSpec
 from sidecar.secret import Secret
 
-ProviderKind = Literal["openai", "openai-codex", "anthropic", "generic"]
-ErrorStyle = Literal["openai", "anthropic"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 UpstreamTransport = Literal["aiohttp", "httpx"]
 
@@ -26,20 +24,6 @@ HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 §5.6.2 tok
 _HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOSTNAME = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*")
 TOKEN_PATTERN = re.compile(r"[\x21-\x7e]+")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ProviderSpec:
-    name: str
-    kind: ProviderKind
-    base_url: str
-    auth: str = "bearer"  # how an api_key is sent: bearer | x-api-key | header:<Name>
-    error_style: ErrorStyle = "openai"
-    token_url: str | None = None
-    authorize_url: str | None = None
-    client_id: str | None = None
-    scope: str | None = None
-    redirect_uri: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,38 +67,6 @@ class FleetSettings:
     url_file: Path
     key_file: Path
     prefix: str = "openclaw-sidecar"
-
-
-BUILTIN_PROVIDERS: Final[Mapping[str, ProviderSpec]] = MappingProxyType(
-    {
-        "openai": ProviderSpec(name="openai", kind="openai", base_url="https://api.openai.com"),
-        "openai-codex": ProviderSpec(
-            name="openai-codex",
-            kind="openai-codex",
-            base_url="https://chatgpt.com/backend-api/codex",
-            token_url="https://auth.openai.com/oauth/token",  # noqa: S106 -- a URL
-            authorize_url="https://auth.openai.com/oauth/authorize",
-            client_id="app_EMoamEEZ73f0CkXaXp7hrann",
-            scope="openid profile email offline_access",
-            redirect_uri="http://localhost:1455/auth/callback",
-        ),
-        "anthropic": ProviderSpec(
-            name="anthropic",
-            kind="anthropic",
-            base_url="https://api.anthropic.com",
-            auth="x-api-key",
-            error_style="anthropic",
-            token_url="https://platform.claude.com/v1/oauth/token",  # noqa: S106 -- a URL
-            authorize_url="https://claude.ai/oauth/authorize",
-            client_id="9d1c250a-e61b-44d9-88ed-5944d1962f5e",
-            scope="org:create_api_key user:profile user:inference",
-            redirect_uri="https://console.anthropic.com/oauth/code/callback",
-        ),
-        "openrouter": ProviderSpec(
-            name="openrouter", kind="generic", base_url="https://openrouter.ai/api"
-        ),
-    }
-)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,7 +12,7 @@ from sidecar.errors import SidecarError
 from sidecar.proxy.forward import Proxy
 from sidecar.proxy.metrics import CONTENT_TYPE, Metrics
 from sidecar.proxy.routing import RESERVED_PATHS
-from sidecar.store.source import CredentialSource
+from sidecar.sources.interface import CredentialSource
 
 
 def create_ops(source: CredentialSource, metrics: Metrics, default_agent: str) -> Starlette:

@@ -17,7 +17,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from sidecar.auth.credentials import Credential, CredentialResolver
 from sidecar.auth.outcomes import Outcomes
-from sidecar.config import Listener, ProviderSpec, Settings
+from sidecar.config import Listener, Settings
 from sidecar.errors import (
     CallerUnauthorized,
     NoProfile,
@@ -28,15 +28,17 @@ from sidecar.errors import (
     UpstreamUnavailable,
 )
 from sidecar.log import get_logger
+from sidecar.providers.catalog import ProviderSpec
+from sidecar.providers.injection import credential_injection
 from sidecar.proxy import headers as rules
 from sidecar.proxy.body import ClientDisconnected, RequestBody
 from sidecar.proxy.metrics import Metrics
 from sidecar.proxy.problems import error_body
 from sidecar.proxy.routing import Route, codex_path, resolve_route, upstream_url
 from sidecar.proxy.transport import Upstream, is_timeout
-from sidecar.store.source import CredentialSource
-from sidecar.store.usage import FailureReason, failure_reason_for_status
-from sidecar.store.views import AgentView, ProfileView, ranked_profiles, usable_first
+from sidecar.sources.interface import CredentialSource
+from sidecar.sources.openclaw.usage import FailureReason, failure_reason_for_status
+from sidecar.sources.openclaw.views import AgentView, ProfileView, ranked_profiles, usable_first
 
 log = get_logger("sidecar.proxy")
 
@@ -244,7 +246,7 @@ class Proxy:
     async def _send(
         self, scope: Scope, url: str, spec: ProviderSpec, cred: Credential, content: Any
     ) -> httpx.Response:
-        injection = rules.credential_injection(
+        injection = credential_injection(
             spec, cred.type, cred.secret.reveal(), account_id=cred.account_id
         )
         request = self.upstream.request(

@@ -1,4 +1,4 @@
-"""Header rules: what goes upstream, what comes back, and which credential headers to inject.
+"""Header rules: what goes upstream and what comes back, with a provider's ``Injection`` applied.
 
 Pure functions over ASGI-style header lists; order and duplicates are preserved.
 """
@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
-from sidecar.config import ProviderSpec
-from sidecar.errors import StoreError
+from sidecar.providers.injection import ANTHROPIC_BETA, Injection
 
 RawHeaders = list[tuple[bytes, bytes]]
-CredentialType = Literal["api_key", "token", "oauth"]
 
 # RFC 9110 §7.6.1; proxy-connection is not standard but old clients still send it.
 HOP_BY_HOP: Final = frozenset(
@@ -35,59 +32,6 @@ INBOUND_CREDENTIALS: Final = frozenset(
 )
 OPENCLAW_PREFIX: Final = b"x-openclaw-"
 CLIENT_TOKEN_HEADERS: Final = (b"x-api-key", b"api-key", b"x-openclaw-token")
-ANTHROPIC_BETA: Final = "anthropic-beta"
-ANTHROPIC_OAUTH_BETA: Final = "oauth-2025-04-20"
-# What the Codex CLI sends; the ChatGPT backend expects both (store spec §9).
-CODEX_DEFAULTS: Final = (("openai-beta", "responses=experimental"), ("originator", "codex_cli_rs"))
-
-
-@dataclass(frozen=True, repr=False)
-class Injection:
-    """Headers to add upstream: ``set`` replaces, ``set_if_absent`` only fills a gap."""
-
-    set: tuple[tuple[str, str], ...] = ()
-    set_if_absent: tuple[tuple[str, str], ...] = ()
-    merge_beta: str | None = None  # a flag appended to anthropic-beta
-
-    def __repr__(self) -> str:
-        # The values hold the credential, so only the names are shown.
-        names = [name for name, _ in self.set + self.set_if_absent]
-        return f"Injection(headers={names!r}, merge_beta={self.merge_beta!r})"
-
-
-def credential_injection(
-    provider: ProviderSpec, cred_type: CredentialType, secret: str, *, account_id: str | None
-) -> Injection:
-    """The headers that carry a profile's credential to ``provider`` (store spec §9)."""
-    _check_header_value(secret, provider.name, "credential")
-    if account_id is not None:
-        _check_header_value(account_id, provider.name, "account id")
-    bearer = ("authorization", f"Bearer {secret}")
-    if provider.kind == "openai-codex" or (provider.kind == "openai" and cred_type == "oauth"):
-        account = (("chatgpt-account-id", account_id),) if account_id else ()
-        return Injection(set=(bearer, *account), set_if_absent=CODEX_DEFAULTS)
-    if provider.kind == "anthropic" and cred_type != "api_key":
-        return Injection(set=(bearer,), merge_beta=ANTHROPIC_OAUTH_BETA)
-    if provider.kind == "generic" or cred_type == "api_key":
-        return Injection(set=(_auth_header(provider.auth, secret),))
-    return Injection(set=(bearer,))
-
-
-def _auth_header(auth: str, secret: str) -> tuple[str, str]:
-    if auth == "x-api-key":
-        return ("x-api-key", secret)
-    if auth.startswith("header:"):
-        return (auth.removeprefix("header:").lower(), secret)
-    return ("authorization", f"Bearer {secret}")
-
-
-def _check_header_value(value: str, provider: str, what: str) -> None:
-    # A CR or LF here would let a stored value inject headers of its own.
-    if not value or any(not " " <= char <= "~" for char in value):
-        raise StoreError(
-            f"the stored {what} for provider {provider!r} is empty or holds characters that "
-            "cannot go in an HTTP header; store the profile again"
-        )
 
 
 def connection_named(headers: Sequence[tuple[bytes, bytes]]) -> frozenset[bytes]:

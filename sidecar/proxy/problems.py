@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from typing import Final
 
-from sidecar.config import ErrorStyle, ProviderSpec
 from sidecar.errors import SidecarError
+from sidecar.providers.catalog import ErrorStyle, ProviderSpec
 
 ERROR_HEADER: Final = b"x-openclaw-sidecar-error"
 _TYPE_BY_STATUS: Final = {

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 import httpx
 
 from sidecar.errors import AgentMismatch, InvalidAgent, InvalidPath, UnknownProvider
-from sidecar.store.layout import is_valid_agent_id
+from sidecar.sources.openclaw.layout import is_valid_agent_id
 
 RESERVED_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 AGENT_HEADER: Final = "x-openclaw-agent"

@@ -14,13 +14,13 @@ import httpx
 import pytest
 
 from sidecar.auth.credentials import Credential, CredentialResolver
-from sidecar.auth.grants import OPENAI_CODEX
 from sidecar.auth.refresh import Refresher
 from sidecar.errors import NoProfile
+from sidecar.providers.grants import OPENAI_CODEX
 from sidecar.secret import Secret
-from sidecar.store.jsonstore import JsonStore
-from sidecar.store.layout import Layout
-from sidecar.store.refs import SecretRefError
+from sidecar.sources.openclaw.layout import Layout
+from sidecar.sources.openclaw.refs import SecretRefError
+from sidecar.sources.openclaw_json.store import JsonStore
 
 pytestmark = pytest.mark.anyio
 

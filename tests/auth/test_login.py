@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from sidecar.auth import login
-from sidecar.auth.grants import OPENAI_CODEX, ProviderAuth
 from sidecar.auth.login import Answer, Callback, CallbackServer, LoginTimeout
 from sidecar.auth.pkce import LoginError, LoginStart
 from sidecar.errors import RefreshUnavailable
+from sidecar.providers.grants import OPENAI_CODEX, ProviderAuth
 from sidecar.secret import Secret
 from tests.fakes.token_server import make_jwt
 

@@ -12,9 +12,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from sidecar.auth.outcomes import Outcomes
-from sidecar.store.jsonstore import JsonStore
-from sidecar.store.layout import Layout
-from sidecar.store.source import StateUpdate
+from sidecar.sources.interface import StateUpdate
+from sidecar.sources.openclaw.layout import Layout
+from sidecar.sources.openclaw_json.store import JsonStore
 
 pytestmark = pytest.mark.anyio
 

@@ -8,9 +8,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from sidecar.auth import oauth
-from sidecar.auth.grants import ANTHROPIC, OPENAI_CODEX
 from sidecar.auth.pkce import LoginError, LoginStart, parse_callback, start_login
+from sidecar.providers import oauth
+from sidecar.providers.grants import ANTHROPIC, OPENAI_CODEX
 from sidecar.secret import Secret
 
 VERIFIER = Secret("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")

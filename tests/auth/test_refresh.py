@@ -15,13 +15,13 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from sidecar.auth.grants import OPENAI_CODEX, ProviderAuth, TokenRejected
 from sidecar.auth.refresh import Refresher
 from sidecar.errors import ReauthRequired, RefreshUnavailable
-from sidecar.store.jsonstore import JsonStore
-from sidecar.store.layout import Layout
-from sidecar.store.model import OAuthCredential
-from sidecar.store.views import ProfileView
+from sidecar.providers.grants import OPENAI_CODEX, ProviderAuth, TokenRejected
+from sidecar.sources.openclaw.layout import Layout
+from sidecar.sources.openclaw.model import OAuthCredential
+from sidecar.sources.openclaw.views import ProfileView
+from sidecar.sources.openclaw_json.store import JsonStore
 
 pytestmark = pytest.mark.anyio
 

@@ -15,11 +15,12 @@ import anyio
 import httpx
 import pytest
 
-from sidecar.auth.grants import ProviderAuth
 from sidecar.auth.refresh import Refresher
-from sidecar.store.jsonstore import JsonStore, now_ms
-from sidecar.store.layout import Layout
-from sidecar.store.model import OAuthCredential
+from sidecar.providers.grants import ProviderAuth
+from sidecar.sources.openclaw.clock import now_ms
+from sidecar.sources.openclaw.layout import Layout
+from sidecar.sources.openclaw.model import OAuthCredential
+from sidecar.sources.openclaw_json.store import JsonStore
 from tests.fakes.token_server import ANTHROPIC_CLIENT_ID, FakeTokenServer
 from tests.interop.openclaw import OpenClaw, installed
 

@@ -21,14 +21,14 @@ import anyio
 import httpx
 import pytest
 
-from sidecar.auth.grants import ProviderAuth
 from sidecar.auth.refresh import Refresher
-from sidecar.store import fence
-from sidecar.store.jsonstore import now_ms
-from sidecar.store.layout import Layout
-from sidecar.store.model import OAuthCredential
-from sidecar.store.sources import open_source
-from sidecar.store.sqlitestore import SqliteStore
+from sidecar.providers.grants import ProviderAuth
+from sidecar.sources.choice import open_source
+from sidecar.sources.openclaw.clock import now_ms
+from sidecar.sources.openclaw.layout import Layout
+from sidecar.sources.openclaw.model import OAuthCredential
+from sidecar.sources.openclaw_sqlite import fence
+from sidecar.sources.openclaw_sqlite.store import SqliteStore
 from tests.fakes.token_server import ANTHROPIC_CLIENT_ID, FakeTokenServer
 from tests.interop.openclaw import FAKE_API_KEY, FAKE_TOKEN, OpenClaw, installed
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from sidecar.store import locks
-from sidecar.store.jsonstore import JsonStore
-from sidecar.store.layout import Layout
-from sidecar.store.model import ApiKeyCredential, TokenCredential
+from sidecar.sources.openclaw import locks
+from sidecar.sources.openclaw.layout import Layout
+from sidecar.sources.openclaw.model import ApiKeyCredential, TokenCredential
+from sidecar.sources.openclaw_json.store import JsonStore
 from tests.interop.openclaw import OpenClaw, installed
 
 VERSION = "2026.6.1"

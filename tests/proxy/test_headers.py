@@ -1,18 +1,13 @@
-"""Tests for sidecar.proxy.headers: stripping, injection per provider, caller tokens."""
+"""Tests for sidecar.proxy.headers: stripping, applying an injection, caller tokens."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
-from sidecar.config import BUILTIN_PROVIDERS, ProviderSpec
-from sidecar.errors import StoreError
+from sidecar.providers.catalog import BUILTIN_PROVIDERS, ProviderSpec
+from sidecar.providers.injection import Injection
 from sidecar.proxy.headers import (
-    CredentialType,
-    Injection,
     client_token_from,
-    credential_injection,
     outbound_request_headers,
     response_headers,
     tokens_match,
@@ -24,59 +19,6 @@ ANTHROPIC = BUILTIN_PROVIDERS["anthropic"]
 OPENROUTER = BUILTIN_PROVIDERS["openrouter"]
 GENERIC = ProviderSpec(name="my-llm", kind="generic", base_url="https://llm.example.com")
 CODEX_DEFAULTS = (("openai-beta", "responses=experimental"), ("originator", "codex_cli_rs"))
-
-
-@pytest.mark.parametrize(
-    ("provider", "cred_type", "account_id", "expected"),
-    [
-        (OPENAI, "api_key", None, Injection(set=(("authorization", "Bearer SECRET"),))),
-        (OPENAI, "token", None, Injection(set=(("authorization", "Bearer SECRET"),))),
-        (OPENAI, "oauth", "acct-1", Injection(
-            set=(("authorization", "Bearer SECRET"), ("chatgpt-account-id", "acct-1")),
-            set_if_absent=CODEX_DEFAULTS)),
-        (CODEX, "oauth", "acct-1", Injection(
-            set=(("authorization", "Bearer SECRET"), ("chatgpt-account-id", "acct-1")),
-            set_if_absent=CODEX_DEFAULTS)),
-        (CODEX, "oauth", None, Injection(
-            set=(("authorization", "Bearer SECRET"),), set_if_absent=CODEX_DEFAULTS)),
-        (ANTHROPIC, "api_key", None, Injection(set=(("x-api-key", "SECRET"),))),
-        (ANTHROPIC, "token", None, Injection(
-            set=(("authorization", "Bearer SECRET"),), merge_beta="oauth-2025-04-20")),
-        (ANTHROPIC, "oauth", None, Injection(
-            set=(("authorization", "Bearer SECRET"),), merge_beta="oauth-2025-04-20")),
-        (OPENROUTER, "api_key", None, Injection(set=(("authorization", "Bearer SECRET"),))),
-        (OPENROUTER, "oauth", "acct-1", Injection(set=(("authorization", "Bearer SECRET"),))),
-        (replace(GENERIC, auth="x-api-key"), "api_key", None,
-         Injection(set=(("x-api-key", "SECRET"),))),
-        (replace(GENERIC, auth="header:X-Goog-Api-Key"), "api_key", None,
-         Injection(set=(("x-goog-api-key", "SECRET"),))),
-        (replace(GENERIC, auth="header:X-Goog-Api-Key"), "token", None,
-         Injection(set=(("x-goog-api-key", "SECRET"),))),
-    ],
-)  # fmt: skip
-def test_credential_injection(
-    provider: ProviderSpec, cred_type: CredentialType, account_id: str | None, expected: Injection
-) -> None:
-    """Each provider and credential type gets the headers of store spec §9."""
-    assert credential_injection(provider, cred_type, "SECRET", account_id=account_id) == expected
-
-
-@pytest.mark.parametrize(
-    ("secret", "account_id"),
-    [("", None), ("a\r\nx-evil: 1", None), ("a\x00", None), ("kéy", None), ("ok", "a\nb")],
-)
-def test_credential_injection_refuses_unsendable_values(
-    secret: str, account_id: str | None
-) -> None:
-    """A stored value that cannot go in a header (or would inject one) is refused."""
-    with pytest.raises(StoreError):
-        credential_injection(CODEX, "oauth", secret, account_id=account_id)
-
-
-def test_injection_repr_hides_the_secret() -> None:
-    """An Injection's repr names the headers but not their values."""
-    injection = credential_injection(ANTHROPIC, "oauth", "sk-ant-oat01-SECRET", account_id=None)
-    assert repr(injection) == "Injection(headers=['authorization'], merge_beta='oauth-2025-04-20')"
 
 
 INBOUND = [

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from sidecar.config import BUILTIN_PROVIDERS, ErrorStyle, ProviderSpec
 from sidecar.errors import (
     AgentMismatch,
     CallerUnauthorized,
@@ -18,6 +17,7 @@ from sidecar.errors import (
     StoreReadOnly,
     UpstreamTimeout,
 )
+from sidecar.providers.catalog import BUILTIN_PROVIDERS, ErrorStyle, ProviderSpec
 from sidecar.proxy.problems import error_body, error_type, style_for
 
 

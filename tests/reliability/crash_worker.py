@@ -28,12 +28,13 @@ import anyio
 import httpx
 
 from sidecar import log
-from sidecar.auth.grants import ProviderAuth
 from sidecar.auth.refresh import Refresher
-from sidecar.store import usage
-from sidecar.store.jsonstore import JsonStore, now_ms
-from sidecar.store.layout import Layout
-from sidecar.store.model import AuthState, OAuthCredential
+from sidecar.providers.grants import ProviderAuth
+from sidecar.sources.openclaw import usage
+from sidecar.sources.openclaw.clock import now_ms
+from sidecar.sources.openclaw.layout import Layout
+from sidecar.sources.openclaw.model import AuthState, OAuthCredential
+from sidecar.sources.openclaw_json.store import JsonStore
 
 CODEX_ID = "openai-codex:user@example.com"
 PASTED_ID = "openai:pasted"

@@ -23,12 +23,13 @@ import anyio
 import httpx
 import pytest
 
-from sidecar.auth.grants import ProviderAuth
 from sidecar.auth.refresh import Refresher
-from sidecar.store import locks
-from sidecar.store.jsonstore import JsonStore, now_ms
-from sidecar.store.layout import Layout
-from sidecar.store.model import OAuthCredential, parse_profiles, parse_state
+from sidecar.providers.grants import ProviderAuth
+from sidecar.sources.openclaw import locks
+from sidecar.sources.openclaw.clock import now_ms
+from sidecar.sources.openclaw.layout import Layout
+from sidecar.sources.openclaw.model import OAuthCredential, parse_profiles, parse_state
+from sidecar.sources.openclaw_json.store import JsonStore
 from tests.e2e.refresh_support import oauth_profile, profiles_path, state_path, write_profiles
 from tests.fakes.token_server import FakeTokenServer
 from tests.reliability.crash_worker import CLIENT_ID, CODEX_ID, PASTED_ID

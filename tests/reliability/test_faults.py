@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sidecar.store import locks
+from sidecar.sources.openclaw import locks
 from tests.e2e.refresh_support import (
     CODEX_ID,
     RESPONSES,

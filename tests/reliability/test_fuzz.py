@@ -1,8 +1,9 @@
-"""Bad input. Properties (beyond tests/store/test_properties.py and tests/proxy/test_routing.py):
-the config parser on TOML-shaped documents, the store parser on JSON that is almost a store,
-routes built from traversal and look-alike pieces, header rules on any names and bytes. Then a
-few hundred fuzzed raw requests against the real server: never a 500 that is not the documented
-JSON error, never a file touched outside the state dir, never a request off the base URLs."""
+"""Bad input. Properties (beyond tests/sources/openclaw/test_properties.py and
+tests/proxy/test_routing.py): the config parser on TOML-shaped documents, the store parser on
+JSON that is almost a store, routes built from traversal and look-alike pieces, header rules
+on any names and bytes. Then a few hundred fuzzed raw requests against the real server: never
+a 500 that is not the documented JSON error, never a file touched outside the state dir, never
+a request off the base URLs."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from hypothesis import strategies as st
 
 from sidecar.config import parse_settings
 from sidecar.errors import ConfigError, RouteError
+from sidecar.providers.injection import Injection
 from sidecar.proxy import headers as rules
 from sidecar.proxy.routing import resolve_route, upstream_url
-from sidecar.store.model import StoreFormatError, parse_profiles, parse_state
+from sidecar.sources.openclaw.model import StoreFormatError, parse_profiles, parse_state
 from tests.e2e.refresh_support import write_profiles
 from tests.e2e.sidecar import Sidecar, free_port, render_config, start_sidecar
 from tests.fakes.upstream import FakeUpstream
@@ -161,7 +163,7 @@ def test_inbound_credentials_never_go_upstream(inbound: list[tuple[bytes, bytes]
     """Whatever the client sends, no credential, hop-by-hop or Host header goes upstream except
     the injected one, and reading a client token never fails."""
     rules.client_token_from(inbound)
-    injection = rules.Injection(set=(("authorization", "Bearer injected"),))
+    injection = Injection(set=(("authorization", "Bearer injected"),))
     out = rules.outbound_request_headers(inbound, injection)
     named = rules.connection_named(inbound)
     for name, value in out:

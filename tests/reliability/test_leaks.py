@@ -18,14 +18,15 @@ from typing import Any
 import httpx
 import pytest
 
-from sidecar.auth import grants
 from sidecar.auth.credentials import Credential
 from sidecar.config import Listener, Settings
 from sidecar.errors import CallerUnauthorized, SidecarError
+from sidecar.providers import grants
+from sidecar.providers.injection import credential_injection
 from sidecar.proxy import headers as rules
 from sidecar.proxy.forward import Proxy
 from sidecar.secret import Secret
-from sidecar.store.model import parse_profiles
+from sidecar.sources.openclaw.model import parse_profiles
 from tests.e2e.refresh_support import CODEX_ID, RESPONSES, RESPONSES_BODY, expect_oauth
 from tests.e2e.refresh_support import provider_tables as oauth_tables
 from tests.e2e.sidecar import Sidecar, cli_env, free_port, render_config, run_cli, start_sidecar
@@ -293,9 +294,7 @@ def test_reprs_mask_every_secret() -> None:
         repr(grants.refresh_request(auth, secret)),
         repr(grant),
         repr(
-            rules.credential_injection(
-                Settings().providers["openai"], "api_key", secret, account_id=None
-            )
+            credential_injection(Settings().providers["openai"], "api_key", secret, account_id=None)
         ),
     ]
     for body in (

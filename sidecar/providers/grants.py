@@ -1,0 +1,293 @@
+"""Token-endpoint requests and answers per provider style, as pure values (openclaw-store §9).
+
+The HTTP call lives with the refresher and the login command; this module builds what they
+send and decides what an answer means: a ``Grant``, ``TokenRejected`` or ``RefreshUnavailable``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from sidecar.errors import ReauthRequired, RefreshUnavailable
+from sidecar.providers import oauth
+from sidecar.secret import Secret
+
+Style = Literal["openai", "anthropic"]
+
+
+@dataclass(frozen=True)
+class ProviderAuth:
+    """How one provider's OAuth client talks to its token (and, for login, authorize) endpoint."""
+
+    provider: str
+    style: Style
+    token_url: str
+    client_id: str
+    authorize_url: str | None = None
+    redirect_uri: str | None = None
+    scope: str | None = None
+
+
+OPENAI_CODEX: Final = ProviderAuth(
+    provider="openai-codex",
+    style="openai",
+    token_url="https://auth.openai.com/oauth/token",  # noqa: S106 (a URL, not a password)
+    client_id="app_EMoamEEZ73f0CkXaXp7hrann",
+    authorize_url="https://auth.openai.com/oauth/authorize",
+    redirect_uri="http://localhost:1455/auth/callback",
+    scope="openid profile email offline_access",
+)
+# Spec §9 names only Anthropic's token endpoint: its logins arrive by `paste-token`.
+ANTHROPIC: Final = ProviderAuth(
+    provider="anthropic",
+    style="anthropic",
+    token_url="https://platform.claude.com/v1/oauth/token",  # noqa: S106 (a URL)
+    client_id="9d1c250a-e61b-44d9-88ed-5944d1962f5e",
+)
+
+
+class TokenRejected(ReauthRequired):
+    """The provider refused the grant for good; ``reason`` is its error code, so a refresher
+    that sees ``refresh_token_reused`` can re-read the store for a fresher copy first."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """One POST to a token endpoint; ``body`` holds a secret, so the repr leaves it out."""
+
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes = field(repr=False)
+    content_type: str
+
+
+_FORM: Final = "application/x-www-form-urlencoded"
+_JSON: Final = "application/json"
+
+
+def refresh_request(auth: ProviderAuth, refresh_token: str) -> TokenRequest:
+    """The refresh-token grant (RFC 6749 §6): a form for OpenAI, a JSON body for Anthropic.
+
+    A profile without a refresh token (e.g. after ``fleet push``) can only be signed in again.
+    """
+    if not refresh_token:
+        raise TokenRejected(_reauth_message(auth, "no_refresh_token"), "no_refresh_token")
+    fields = (("refresh_token", refresh_token), ("client_id", auth.client_id))
+    return _request(auth, "refresh_token", fields)
+
+
+def code_request(
+    auth: ProviderAuth, code: str, verifier: Secret, state: str | None
+) -> TokenRequest:
+    """The authorization-code grant with PKCE (RFC 6749 §4.1.3, RFC 7636 §4.5).
+
+    Anthropic's endpoint also wants the login's ``state`` back; OpenAI's takes no state.
+    """
+    if not code or not verifier:
+        raise ValueError("an authorization code and its PKCE verifier are both required")
+    fields = [("code", code)]
+    if state is not None and auth.style == "anthropic":
+        fields.append(("state", state))
+    fields.append(("client_id", auth.client_id))
+    if auth.redirect_uri is not None:
+        fields.append(("redirect_uri", auth.redirect_uri))
+    fields.append(("code_verifier", verifier.reveal()))
+    return _request(auth, "authorization_code", tuple(fields))
+
+
+def _request(
+    auth: ProviderAuth, grant_type: str, fields: tuple[tuple[str, str], ...]
+) -> TokenRequest:
+    if auth.style == "openai":
+        content_type, body = _FORM, oauth.token_form(grant_type, fields)
+    else:
+        content_type = _JSON
+        body = json.dumps({"grant_type": grant_type, **dict(fields)}).encode()
+    headers = (("Content-Type", content_type), ("Accept", _JSON))
+    return TokenRequest(auth.token_url, headers, body, content_type)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a token endpoint granted, with what the tokens say about the account."""
+
+    access: Secret
+    refresh: Secret
+    expires_ms: int
+    id_token: Secret | None = None
+    account_id: str | None = None
+    plan: str | None = None
+    email: str | None = None
+
+    def fields(self) -> dict[str, object]:
+        """OpenClaw ``oauth`` profile fields to merge over the old credential (``{**old, **new}``).
+
+        Fields the provider did not return are absent, so the merge keeps the old values.
+        """
+        optional = {
+            "idToken": self.id_token.reveal() if self.id_token else None,
+            "accountId": self.account_id,
+            "chatgptPlanType": self.plan,
+            "email": self.email,
+        }
+        known = {key: value for key, value in optional.items() if value is not None}
+        required = {"access": self.access.reveal(), "refresh": self.refresh.reveal()}
+        return {**required, "expires": self.expires_ms, **known}
+
+
+# Codes after which only a new login helps: RFC 6749 §5.2 and OpenAI's refresh_token_* family
+# (the Codex CLI treats these as permanent failures).
+_REJECTED: Final = frozenset(
+    {"invalid_grant", "invalid_token", "unauthorized_client"}
+    | {"refresh_token_reused", "refresh_token_expired", "refresh_token_invalidated"}
+)
+# Other codes a message may name. Anything else is provider text that could echo a token.
+_NAMEABLE: Final = (
+    _REJECTED
+    | {"invalid_request", "invalid_client", "invalid_scope"}
+    | {"unsupported_grant_type", "server_error", "temporarily_unavailable", "rate_limit_exceeded"}
+)
+# A sanity bound: more than ten years is not a lifetime but a broken answer.
+_MAX_EXPIRES_IN: Final = 10 * 366 * 86_400
+# Anthropic: store expiry five minutes early, as OpenClaw does (spec §9).
+_ANTHROPIC_MARGIN_MS: Final = 300_000
+_AUTH_CLAIMS: Final = "https://api.openai.com/auth"
+_PROFILE_CLAIMS: Final = "https://api.openai.com/profile"
+
+
+def parse_token_response(
+    auth: ProviderAuth,
+    status: int,
+    body: bytes,
+    now_ms: int,
+    *,
+    previous_refresh: str | None = None,
+) -> Grant:
+    """A Grant from a 2xx answer, else the error it means; no message contains the body's text.
+
+    ``previous_refresh`` stands in when Anthropic does not rotate the refresh token (RFC 6749
+    §6 allows that); OpenAI must always return one (spec §9).
+    """
+    data = _json_object(body)
+    if not 200 <= status < 300:
+        raise _failure(auth, status, data)
+    if data is None:
+        raise _malformed(auth, "is not a JSON object")
+    access, refresh, lifetime_ms = _tokens(auth, data, previous_refresh)
+    if auth.style == "openai":
+        return _openai_grant(access, refresh, now_ms + lifetime_ms, _string(data, "id_token"))
+    expires_ms = now_ms + lifetime_ms - _ANTHROPIC_MARGIN_MS
+    return Grant(Secret(access), Secret(refresh), expires_ms, email=_anthropic_email(data))
+
+
+def _tokens(
+    auth: ProviderAuth, data: dict[str, object], previous_refresh: str | None
+) -> tuple[str, str, int]:
+    """The access token, refresh token and lifetime a success must carry; never invented."""
+    access = _string(data, "access_token")
+    if access is None:
+        raise _malformed(auth, "has no access_token")
+    refresh = _string(data, "refresh_token")
+    if refresh is None and auth.style == "anthropic":
+        refresh = previous_refresh or None
+    if refresh is None:
+        raise _malformed(auth, "has no refresh_token")
+    lifetime_ms = _lifetime_ms(data.get("expires_in"))
+    if lifetime_ms is None:
+        raise _malformed(auth, "has no positive expires_in")
+    return access, refresh, lifetime_ms
+
+
+def _openai_grant(access: str, refresh: str, expires_ms: int, id_token: str | None) -> Grant:
+    """Account, plan and email come from the access token's claims, else the id token's."""
+    claims = (oauth.decode_claims(access), oauth.decode_claims(id_token or ""))
+    return Grant(
+        Secret(access),
+        Secret(refresh),
+        expires_ms,
+        id_token=Secret(id_token) if id_token else None,
+        account_id=_claim(claims, _AUTH_CLAIMS, "chatgpt_account_id"),
+        plan=_claim(claims, _AUTH_CLAIMS, "chatgpt_plan_type"),
+        email=_claim(claims, _PROFILE_CLAIMS, "email") or _string(claims[1], "email"),
+    )
+
+
+def _claim(claims: tuple[dict[str, object], ...], namespace: str, key: str) -> str | None:
+    for claim_set in claims:
+        scope = claim_set.get(namespace)
+        value = _string(scope, key) if isinstance(scope, dict) else None
+        if value is not None:
+            return value
+    return None
+
+
+def _anthropic_email(data: dict[str, object]) -> str | None:
+    account = data.get("account")
+    return _string(account, "email_address") if isinstance(account, dict) else None
+
+
+def _failure(
+    auth: ProviderAuth, status: int, data: dict[str, object] | None
+) -> TokenRejected | RefreshUnavailable:
+    code = _error_code(data)
+    if status in (400, 401, 403) and code in _REJECTED:
+        return TokenRejected(_reauth_message(auth, code), code)
+    shown = code if code in _NAMEABLE else "an unrecognised error" if code else "no error code"
+    return RefreshUnavailable(
+        f"the {auth.provider} token endpoint answered {status} ({shown}); try again later"
+    )
+
+
+def _error_code(data: dict[str, object] | None) -> str | None:
+    """RFC 6749 §5.2 ``{"error": "invalid_grant"}``, or OpenAI's ``{"error": {"code": ...}}``."""
+    error = data.get("error") if data is not None else None
+    if isinstance(error, dict):
+        error = error.get("code") or error.get("type")
+    return error if isinstance(error, str) else None
+
+
+def _reauth_message(auth: ProviderAuth, reason: str) -> str:
+    if auth.style == "openai":
+        return (
+            f"{auth.provider} refused the sign-in ({reason}); sign in again with: "
+            "openclaw-sidecar login --provider openai-codex"
+        )
+    return (
+        f"{auth.provider} refused the sign-in ({reason}); get a new token with "
+        f"`claude setup-token` and store it with: openclaw-sidecar paste-token --provider "
+        f"{auth.provider}"
+    )
+
+
+def _malformed(auth: ProviderAuth, what: str) -> RefreshUnavailable:
+    return RefreshUnavailable(
+        f"the {auth.provider} token endpoint's answer {what}; nothing was stored, try again later"
+    )
+
+
+def _json_object(body: bytes) -> dict[str, object] | None:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _string(data: dict[str, object] | dict[object, object], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _lifetime_ms(expires_in: object) -> int | None:
+    """``expires_in`` seconds as milliseconds, if it is a sane positive number."""
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
+        return None
+    if not 0 < expires_in <= _MAX_EXPIRES_IN:  # also refuses NaN and infinity
+        return None
+    return int(expires_in * 1000)
