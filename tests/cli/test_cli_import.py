@@ -14,7 +14,7 @@ import pytest
 
 from tests.fakes.token_server import make_jwt
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXP = 1_767_225_600
 ACCESS = make_jwt(
     {

@@ -24,7 +24,7 @@ import pytest
 
 from tests.fakes.token_server import FakeTokenServer, decode_jwt
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 URL_LINE = re.compile(r"^\s+(https?://\S+)$")
 SAFETY_S = 20  # a safety net for a hung child, never an ordering wait
 CONSOLE_REDIRECT = "https://console.example/oauth/code/callback"

@@ -12,7 +12,7 @@ import yaml
 from sidecar.config import parse_settings
 
 pytestmark = pytest.mark.fleet
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MANIFESTS = sorted((ROOT / "deploy/kubernetes/fleet").glob("*.yaml"))
 
 
