@@ -3,8 +3,8 @@
 Redaction masks Secrets, secret-named fields, credential-shaped text and, by value, every secret
 the process holds (``sidecar.secret.HELD``) wherever it appears, exception text included.
 
-This is the one module with global state (structlog's configuration and the matcher over the
-held values), set once by the CLI.
+This is the one module with global state (structlog's configuration, the handler it adds to
+the standard library's root logger, and the matcher over the held values), set by the CLI.
 """
 
 from __future__ import annotations
@@ -212,6 +212,8 @@ def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> 
 
 
 def configure(level: str = "info", stream: Any = None) -> None:
+    out = stream or sys.stderr
+    threshold = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -221,12 +223,53 @@ def configure(level: str = "info", stream: Any = None) -> None:
             redact,
             structlog.processors.JSONRenderer(),
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
-        logger_factory=structlog.WriteLoggerFactory(file=stream or sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
+        logger_factory=structlog.WriteLoggerFactory(file=out),
         cache_logger_on_first_use=True,
     )
+    _route_library_records(out, max(threshold, logging.WARNING))
+
+
+def reset() -> None:
+    """structlog's defaults again, and no handler of ours on the root logger (tests)."""
+    structlog.reset_defaults()
+    _route_library_records(None, logging.WARNING)
+
+
+_library_handler: logging.Handler | None = None
+
+
+def _route_library_records(stream: Any, threshold: int) -> None:
+    """Other libraries' records from WARNING up (uvicorn's "Exception in ASGI application",
+    asyncio's unretrieved task errors, both with tracebacks) go through the same redaction, as
+    JSON lines on the same stream, instead of Python's last-resort handler printing them raw.
+    ``stream`` None: only remove the handler added before."""
+    global _library_handler
+    root = logging.getLogger()
+    if _library_handler is not None:
+        root.removeHandler(_library_handler)
+        _library_handler = None
+    if stream is None:
+        return
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(threshold)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    root.addHandler(handler)
+    _library_handler = handler
 
 
 def get_logger(name: str) -> Any:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,13 +32,13 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJDQU5BUlkifQ.c2lnbmF0dXJlQ0FOQVJZ"
 
 @pytest.fixture
 def stream() -> Iterator[io.StringIO]:
-    """structlog writing JSON lines to a StringIO; reset to its defaults afterwards."""
+    """Our log and library records as JSON lines in a StringIO; reset to the defaults after."""
     buf = io.StringIO()
     log.configure("info", stream=buf)
     try:
         yield buf
     finally:
-        structlog.reset_defaults()
+        log.reset()
 
 
 def lines(buf: io.StringIO) -> list[dict[str, Any]]:
@@ -132,7 +133,7 @@ def test_level_filters_lower_levels(tmp_path: Any) -> None:
         logger.info("dropped")
         logger.warning("kept", n=1)
     finally:
-        structlog.reset_defaults()
+        log.reset()
     assert lines(buf) == [{"event": "kept", "level": "warning", "n": 1}]
 
 
@@ -291,3 +292,35 @@ def test_every_secret_the_process_holds_is_masked_by_value(
         value = base64.b64encode(held.keys[0]).decode()
     structlog.get_logger("test").info("echoed", detail=f"<{value}>")
     assert lines(stream) == [{"event": "echoed", "level": "info", "detail": f"<{mask(value)}>"}]
+
+
+def test_library_records_are_redacted_json_lines(stream: io.StringIO) -> None:
+    """A library's error with a traceback (uvicorn's, asyncio's) is a JSON line on the same
+    stream, its message and traceback masked like ours; its INFO records stay out."""
+    key = Secret(f"odd{uuid.uuid4().hex}")
+    label = key.label()
+    try:
+        raise ValueError(f"bad header {key.reveal()}")
+    except ValueError:
+        logging.getLogger("uvicorn.error").error("Exception in %s", key.reveal(), exc_info=True)
+    logging.getLogger("uvicorn.error").info("Started server process")
+    [line] = lines(stream)
+    assert key.reveal() not in stream.getvalue()
+    assert line["exception"].startswith("Traceback (most recent call last):")
+    assert {**line, "exception": line["exception"].splitlines()[-1]} == {
+        "event": f"Exception in {label}",
+        "logger": "uvicorn.error",
+        "level": "error",
+        "exception": f"ValueError: bad header {label}",
+    }
+
+
+def test_reconfiguring_keeps_one_library_handler() -> None:
+    """configure() twice leaves one handler of ours on the root logger; reset() none."""
+    root = logging.getLogger()
+    before = list(root.handlers)
+    log.configure("info", stream=io.StringIO())
+    log.configure("warning", stream=io.StringIO())
+    added = [h for h in root.handlers if h not in before]
+    log.reset()
+    assert (len(added), [h for h in root.handlers if h not in before]) == (1, [])
