@@ -1,6 +1,10 @@
 """structlog set-up: JSON lines on stderr, with a redaction processor that runs last.
 
-This is the one module with global state (structlog's configuration), set once by the CLI.
+Redaction masks Secrets, secret-named fields, credential-shaped text and, by value, every secret
+the process holds (``sidecar.secret.HELD``) wherever it appears, exception text included.
+
+This is the one module with global state (structlog's configuration, the handler it adds to
+the standard library's root logger, and the matcher over the held values), set by the CLI.
 """
 
 from __future__ import annotations
@@ -9,11 +13,12 @@ import logging
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
-from sidecar.secret import Secret, mask
+from sidecar.secret import HELD, MIN_HELD_LENGTH, HeldValues, Secret, mask
 
 # Shapes of credentials a log line must never carry, whatever field they hide in.
 _SECRET_SHAPES = re.compile(
@@ -58,10 +63,124 @@ def _may_hold_secret(text: str) -> bool:
     )
 
 
+# Short texts found free of held values are remembered until the set changes: a request's
+# line repeats its event, agent, provider and profile names, and a set look-up is ~20x cheaper
+# than the regex over 1,000 held values.
+_CLEAN_MEMO_SIZE = 1024
+_CLEAN_MEMO_TEXT = 128
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    version: int
+    pattern: re.Pattern[str] | None
+    by_tail: dict[str, list[str]]  # the last MIN_HELD_LENGTH characters -> values, longest first
+    clean: set[str] = field(default_factory=set)
+
+
+class HeldMatcher:
+    """Finds the held values in text: one regex over the last ``MIN_HELD_LENGTH`` characters of
+    each value, shaped as a trie (the engine tries a character once per position, not once per
+    value), rebuilt only when the held set changes. A hit is confirmed by comparing the whole
+    value that ends there, so texts shorter than that minimum are skipped by the regex at once.
+    """
+
+    def __init__(self, held: HeldValues) -> None:
+        self.held = held
+        self._state = _Compiled(-1, None, {})
+
+    def mask_in(self, text: str) -> str:
+        """``text`` with every held value in it replaced by its label (``mask``)."""
+        state = self._state
+        if state.version != self.held.version:
+            state = self._rebuild()
+        if state.pattern is None or text in state.clean:
+            return text
+        found = state.pattern.search(text)
+        if found is not None:
+            return _masked(text, state.pattern, found, state.by_tail)
+        if len(text) <= _CLEAN_MEMO_TEXT:
+            if len(state.clean) >= _CLEAN_MEMO_SIZE:
+                state.clean.clear()
+            state.clean.add(text)
+        return text
+
+    def _rebuild(self) -> _Compiled:
+        version, values = self.held.values()
+        by_tail: dict[str, list[str]] = {}
+        for value in sorted(values, key=len, reverse=True):  # the longest value wins
+            by_tail.setdefault(value[-MIN_HELD_LENGTH:], []).append(value)
+        pattern = re.compile(_trie(by_tail)) if by_tail else None
+        self._state = _Compiled(version, pattern, by_tail)  # one assignment: thread-safe
+        return self._state
+
+
+def _masked(
+    text: str, pattern: re.Pattern[str], found: re.Match[str] | None, by_tail: dict[str, list[str]]
+) -> str:
+    """Every tail found is checked for its whole value; tails may overlap, so the search goes
+    on one character after each (a value can hold another: both must go)."""
+    spans: list[tuple[int, int, str]] = []
+    while found is not None:
+        value = _ending_at(text, found.end(), by_tail[found.group()])
+        if value is not None:
+            spans.append((found.end() - len(value), found.end(), value))
+        found = pattern.search(text, found.start() + 1)
+    parts: list[str] = []
+    done = 0
+    for start, end, value in _merged(spans):
+        parts += (text[done:start], mask(value))
+        done = end
+    parts.append(text[done:])
+    return "".join(parts)
+
+
+def _ending_at(text: str, end: int, values: list[str]) -> str | None:
+    for value in values:  # the longest first
+        if end >= len(value) and text.startswith(value, end - len(value)):
+            return value
+    return None
+
+
+def _merged(spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Overlapping spans as one, labelled by its longest value."""
+    merged: list[tuple[int, int, str]] = []
+    for start, end, value in sorted(spans):
+        if merged and start < merged[-1][1]:
+            first, last, longest = merged.pop()
+            merged.append((first, max(end, last), max(value, longest, key=len)))
+        else:
+            merged.append((start, end, value))
+    return merged
+
+
+def _trie(words: Any) -> str:
+    """An alternation of same-length ``words`` as a trie: ``ab(?:c|d)`` for abc, abd."""
+    root: dict[str, Any] = {}
+    for word in words:
+        node = root
+        for char in word:
+            node = node.setdefault(char, {})
+    return _branches(root)
+
+
+def _branches(node: dict[str, Any]) -> str:
+    branches = [re.escape(char) + _branches(child) for char, child in sorted(node.items())]
+    if len(branches) == 1:
+        return branches[0]
+    return "(?:" + "|".join(branches) + ")" if branches else ""
+
+
+_HELD_MATCHER = HeldMatcher(HELD)
+
+
 def redact_value(value: Any) -> Any:
     if isinstance(value, Secret):
         return repr(value)
     if isinstance(value, str):
+        # Held values first: a shape can cover part of one, and the rest would then show.
+        if len(value) >= MIN_HELD_LENGTH:
+            value = _HELD_MATCHER.mask_in(value)
         return _SECRET_SHAPES.sub(_mask_shape, value) if _may_hold_secret(value) else value
     if isinstance(value, Mapping):
         return {
@@ -78,13 +197,23 @@ def redact_value(value: Any) -> Any:
 
 
 def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
-    """Processor: masks Secrets, secret-named fields and credential-shaped strings."""
+    """Processor: masks Secrets, secret-named fields, credential-shaped strings and held values."""
     return {
-        k: ("***" if k.lower() in _SECRET_KEYS else redact_value(v)) for k, v in event_dict.items()
+        k: (
+            "***"
+            if k.lower() in _SECRET_KEYS
+            # TimeStamper's own ISO text (it overwrites any given value): nothing to look for.
+            else v
+            if k == "timestamp"
+            else redact_value(v)
+        )
+        for k, v in event_dict.items()
     }
 
 
 def configure(level: str = "info", stream: Any = None) -> None:
+    out = stream or sys.stderr
+    threshold = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -94,12 +223,53 @@ def configure(level: str = "info", stream: Any = None) -> None:
             redact,
             structlog.processors.JSONRenderer(),
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
-        logger_factory=structlog.WriteLoggerFactory(file=stream or sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
+        logger_factory=structlog.WriteLoggerFactory(file=out),
         cache_logger_on_first_use=True,
     )
+    _route_library_records(out, max(threshold, logging.WARNING))
+
+
+def reset() -> None:
+    """structlog's defaults again, and no handler of ours on the root logger (tests)."""
+    structlog.reset_defaults()
+    _route_library_records(None, logging.WARNING)
+
+
+_library_handler: logging.Handler | None = None
+
+
+def _route_library_records(stream: Any, threshold: int) -> None:
+    """Other libraries' records from WARNING up (uvicorn's "Exception in ASGI application",
+    asyncio's unretrieved task errors, both with tracebacks) go through the same redaction, as
+    JSON lines on the same stream, instead of Python's last-resort handler printing them raw.
+    ``stream`` None: only remove the handler added before."""
+    global _library_handler
+    root = logging.getLogger()
+    if _library_handler is not None:
+        root.removeHandler(_library_handler)
+        _library_handler = None
+    if stream is None:
+        return
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(threshold)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    root.addHandler(handler)
+    _library_handler = handler
 
 
 def get_logger(name: str) -> Any:

@@ -1,18 +1,29 @@
 """The JSON log lines and their redaction: a secret never reaches the rendered line, whether it
-is a Secret, a secret-named field, nested, inside an object's repr, or embedded in a message."""
+is a Secret, a secret-named field, nested, inside an object's repr, or embedded in a message,
+by its shape or, for the values the process holds, by value."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
-from collections.abc import Iterator
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
 
 from sidecar import log
-from sidecar.secret import Secret
+from sidecar.config import load_settings
+from sidecar.providers.grants import OPENAI_CODEX, parse_token_response
+from sidecar.secret import HeldValues, Secret, mask
+from sidecar.sources.fleet.crypto import Keyring, parse_keys
+from sidecar.sources.openclaw.model import SecretRef, parse_profiles
+from sidecar.sources.openclaw.refs import resolve_ref
 
 CANARY = "CANARY0123456789abcdefXYZ"
 SK = f"sk-proj-{CANARY}"
@@ -21,13 +32,13 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJDQU5BUlkifQ.c2lnbmF0dXJlQ0FOQVJZ"
 
 @pytest.fixture
 def stream() -> Iterator[io.StringIO]:
-    """structlog writing JSON lines to a StringIO; reset to its defaults afterwards."""
+    """Our log and library records as JSON lines in a StringIO; reset to the defaults after."""
     buf = io.StringIO()
     log.configure("info", stream=buf)
     try:
         yield buf
     finally:
-        structlog.reset_defaults()
+        log.reset()
 
 
 def lines(buf: io.StringIO) -> list[dict[str, Any]]:
@@ -122,7 +133,7 @@ def test_level_filters_lower_levels(tmp_path: Any) -> None:
         logger.info("dropped")
         logger.warning("kept", n=1)
     finally:
-        structlog.reset_defaults()
+        log.reset()
     assert lines(buf) == [{"event": "kept", "level": "warning", "n": 1}]
 
 
@@ -141,3 +152,175 @@ def test_level_filters_lower_levels(tmp_path: Any) -> None:
 def test_redact_value(value: Any, expected: Any) -> None:
     """Values keep their JSON shape; only credential-shaped text and secret keys change."""
     assert log.redact_value(value) == expected
+
+
+ODD = "Zq7Xk2PvLmN9wR4tY8uB3cD6"  # a held key of no known shape: only its value gives it away
+LONGER = "other-key-" + ODD[-12:]  # ends as ODD does: the same tail in the matcher
+OUTER = f"wrap-{ODD}-end-of-wrap"  # a held value holding another
+REGEXY = "key.with*regex+chars(ok)[1]"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (ODD, mask(ODD)),
+        (f"X-Echo {ODD}\x00 and again:{ODD}", f"X-Echo {mask(ODD)}\x00 and again:{mask(ODD)}"),
+        (f"{LONGER}/{ODD}", f"{mask(LONGER)}/{mask(ODD)}"),
+        (f"<{OUTER}>", f"<{mask(OUTER)}>"),
+        (f"{ODD}{ODD}", f"{mask(ODD)}{mask(ODD)}"),
+        (f"{ODD[-12:]} then {ODD}", f"{ODD[-12:]} then {mask(ODD)}"),  # a bare tail: skipped
+        (ODD[1:], ODD[1:]),  # a part of a value is not the value
+        (f"{REGEXY}!", f"{mask(REGEXY)}!"),
+        ("short", "short"),
+        ("", ""),
+    ],
+    ids=[
+        "alone",
+        "embedded-twice",
+        "shared-tail",
+        "nested",
+        "adjacent",
+        "bare-tail",
+        "part",
+        "regex-chars",
+        "short",
+        "empty",
+    ],
+)
+def test_held_matcher_masks_whole_held_values(text: str, expected: str) -> None:
+    """Every held value in a text becomes its label; anything else is left exactly as it was."""
+    held = HeldValues()
+    for value in (ODD, LONGER, OUTER, REGEXY):
+        held.hold(value)
+    assert log.HeldMatcher(held).mask_in(text) == expected
+
+
+def test_held_matcher_follows_the_held_set() -> None:
+    """A value made after the matcher was built is masked from the next call; one dropped from
+    the set no longer is."""
+    held = HeldValues(dead_kept=0)
+    matcher = log.HeldMatcher(held)
+    seen = [matcher.mask_in(ODD)]
+    held.hold(ODD)
+    seen.append(matcher.mask_in(ODD))
+    held.release(ODD)
+    held.hold(REGEXY)  # folds the release in: ODD is dropped
+    seen.append(matcher.mask_in(ODD))
+    assert seen == [ODD, mask(ODD), ODD]
+
+
+def test_a_held_secret_of_no_known_shape_never_reaches_the_line(stream: io.StringIO) -> None:
+    """A Secret's value is masked by value wherever it turns up: the event, a field, nested
+    values, an object's repr and a logged exception's traceback."""
+    key = Secret(f"odd{uuid.uuid4().hex}")
+    value = key.reveal()
+    logger = structlog.get_logger("test")
+    logger.info(f"upstream said {value}", detail=f"X-Echo {value}\x01", nested={"h": [value]})
+    try:
+        raise ValueError(f"illegal header line: bytearray(b'X-Echo {value}')")
+    except ValueError as exc:
+        logger.exception("request_failed", error=exc)
+    first, second = lines(stream)
+    assert value not in stream.getvalue()
+    label = mask(value)
+    assert first == {
+        "event": f"upstream said {label}",
+        "level": "info",
+        "detail": f"X-Echo {label}\x01",
+        "nested": {"h": [label]},
+    }
+    assert second["error"] == f"""ValueError("illegal header line: bytearray(b'X-Echo {label}')")"""
+    assert second["exception"].endswith(
+        f"ValueError: illegal header line: bytearray(b'X-Echo {label}')"
+    )
+
+
+def _stored(kind: str) -> Callable[[str, Path], object]:
+    fields = {
+        "api_key": lambda v: {"type": "api_key", "provider": "p", "key": v},
+        "token": lambda v: {"type": "token", "provider": "p", "token": v},
+        "access": lambda v: {"type": "oauth", "provider": "p", "access": v, "refresh": "r"},
+        "refresh": lambda v: {"type": "oauth", "provider": "p", "access": "a", "refresh": v},
+    }[kind]
+    return lambda value, _: parse_profiles(json.dumps({"profiles": {"p:x": fields(value)}}))
+
+
+def _granted(value: str, _: Path) -> object:
+    body = {"access_token": "a", "refresh_token": value, "expires_in": 60}
+    return parse_token_response(OPENAI_CODEX, 200, json.dumps(body).encode(), 0)
+
+
+def _client_token(value: str, tmp_path: Path) -> object:
+    (tmp_path / "client.token").write_text(value + "\n")
+    config = tmp_path / "sidecar.toml"
+    config.write_text(
+        f'[[listeners]]\nport = 8080\nclient_token_file = "{tmp_path / "client.token"}"\n'
+    )
+    return load_settings(config, {})
+
+
+def _from_env(value: str, tmp_path: Path) -> object:
+    return resolve_ref(SecretRef("env", "default", "THE_KEY"), {}, {"THE_KEY": value}, tmp_path)
+
+
+def _fleet_key(_: str, __: Path) -> object:
+    return parse_keys(base64.b64encode(os.urandom(32)).decode(), "fleet.key_file (test)")
+
+
+@pytest.mark.parametrize(
+    "holder",
+    [
+        _stored("api_key"),
+        _stored("token"),
+        _stored("access"),
+        _stored("refresh"),
+        _granted,
+        _client_token,
+        _from_env,
+        _fleet_key,
+    ],
+    ids=["api-key", "token", "access", "refresh", "granted", "client-token", "ref", "fleet-key"],
+)
+def test_every_secret_the_process_holds_is_masked_by_value(
+    stream: io.StringIO, tmp_path: Path, holder: Callable[[str, Path], object]
+) -> None:
+    """Stored keys and tokens, granted tokens, client tokens, resolved refs and the fleet key
+    are held from the moment they are read: their value in a log line shows as its label."""
+    value = f"held{uuid.uuid4().hex}"
+    held = holder(value, tmp_path)
+    if isinstance(held, Keyring):  # the key is the keyring's own: log it as its file holds it
+        value = base64.b64encode(held.keys[0]).decode()
+    structlog.get_logger("test").info("echoed", detail=f"<{value}>")
+    assert lines(stream) == [{"event": "echoed", "level": "info", "detail": f"<{mask(value)}>"}]
+
+
+def test_library_records_are_redacted_json_lines(stream: io.StringIO) -> None:
+    """A library's error with a traceback (uvicorn's, asyncio's) is a JSON line on the same
+    stream, its message and traceback masked like ours; its INFO records stay out."""
+    key = Secret(f"odd{uuid.uuid4().hex}")
+    label = key.label()
+    try:
+        raise ValueError(f"bad header {key.reveal()}")
+    except ValueError:
+        logging.getLogger("uvicorn.error").error("Exception in %s", key.reveal(), exc_info=True)
+    logging.getLogger("uvicorn.error").info("Started server process")
+    [line] = lines(stream)
+    assert key.reveal() not in stream.getvalue()
+    assert line["exception"].startswith("Traceback (most recent call last):")
+    assert {**line, "exception": line["exception"].splitlines()[-1]} == {
+        "event": f"Exception in {label}",
+        "logger": "uvicorn.error",
+        "level": "error",
+        "exception": f"ValueError: bad header {label}",
+    }
+
+
+def test_reconfiguring_keeps_one_library_handler() -> None:
+    """configure() twice leaves one handler of ours on the root logger; reset() none."""
+    root = logging.getLogger()
+    before = list(root.handlers)
+    log.configure("info", stream=io.StringIO())
+    log.configure("warning", stream=io.StringIO())
+    added = [h for h in root.handlers if h not in before]
+    log.reset()
+    assert (len(added), [h for h in root.handlers if h not in before]) == (1, [])

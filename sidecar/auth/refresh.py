@@ -188,11 +188,9 @@ class Refresher:
     async def _post(
         self, auth: ProviderAuth, request: grants.TokenRequest, profile_id: str
     ) -> httpx.Response:
-        headers = {
-            "content-type": request.content_type,
-            "accept": "application/json",
-            **dict(request.headers),
-        }
+        # The request's own headers, as they are: adding ours under other spellings sent
+        # Content-Type twice, which aiohttp's server refuses with a 400 (#17).
+        headers = list(request.headers)
         limit = self.timeout_s if self._group is None else CALL_TIMEOUT_S
         try:
             with anyio.fail_after(limit):

@@ -59,12 +59,12 @@ class TokenRejected(ReauthRequired):
 
 @dataclass(frozen=True)
 class TokenRequest:
-    """One POST to a token endpoint; ``body`` holds a secret, so the repr leaves it out."""
+    """One POST to a token endpoint; ``body`` holds a secret, so the repr leaves it out.
+    ``headers`` are all the headers it needs, each once (a strict server refuses a repeat)."""
 
     url: str
     headers: tuple[tuple[str, str], ...]
     body: bytes = field(repr=False)
-    content_type: str
 
 
 _FORM: Final = "application/x-www-form-urlencoded"
@@ -110,7 +110,7 @@ def _request(
         content_type = _JSON
         body = json.dumps({"grant_type": grant_type, **dict(fields)}).encode()
     headers = (("Content-Type", content_type), ("Accept", _JSON))
-    return TokenRequest(auth.token_url, headers, body, content_type)
+    return TokenRequest(auth.token_url, headers, body)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,10 @@ redirects, auth flows or cookie jar (a jar shared by every agent would carry one
 cookie into another agent's request), and that layer cost ~18% of a request's CPU. Neither
 transport adds headers of its own: a request goes upstream with the client's headers, minus
 credentials and hop-by-hop ones, plus ours.
+
+An answer that does not parse as HTTP is ``httpx.RemoteProtocolError`` with a fixed text, from
+either transport: the parsers quote the offending line, which may echo a credential, and
+aiohttp's error also carries the request's headers, ours included.
 """
 
 from __future__ import annotations
@@ -56,7 +60,14 @@ class Upstream:
         )
 
     async def send(self, request: httpx.Request) -> httpx.Response:
-        response = await self.transport.handle_async_request(request)
+        try:
+            response = await self.transport.handle_async_request(request)
+        except (aiohttp.ClientResponseError, httpx.RemoteProtocolError) as exc:
+            # httpx-aiohttp passes aiohttp's parse errors through untranslated. ``from None``:
+            # the original, with the quoted line, must not ride along in a traceback.
+            raise httpx.RemoteProtocolError(
+                f"the upstream's answer is not valid HTTP ({_parser_error(exc)})"
+            ) from None
         response.request = request
         return response
 
@@ -67,6 +78,11 @@ class Upstream:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.transport.aclose()
+
+
+def _parser_error(exc: Exception) -> str:
+    """The parser's error class, the one part of its report that quotes nothing."""
+    return type(exc.__cause__ or exc).__name__
 
 
 def env_proxy(environ: dict[str, str]) -> str | None:

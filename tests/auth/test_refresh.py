@@ -22,6 +22,7 @@ from sidecar.sources.openclaw.layout import Layout
 from sidecar.sources.openclaw.model import OAuthCredential
 from sidecar.sources.openclaw.views import ProfileView
 from sidecar.sources.openclaw_json.store import JsonStore
+from tests.fakes.token_server import duplicate_header_text, repeated_header
 
 pytestmark = pytest.mark.anyio
 
@@ -67,7 +68,8 @@ OLD = oauth(
 
 class TokenEndpoint:
     """A fake OpenAI token endpoint: refresh tokens rotate and are single use; a reused one
-    gets 401 ``refresh_token_reused``. ``hook`` runs after rotation, before the answer."""
+    gets 401 ``refresh_token_reused``. ``hook`` runs after rotation, before the answer. Strict
+    as aiohttp's server: a request repeating a header gets 400 and is not counted."""
 
     def __init__(self, valid: str = "rt_old") -> None:
         self.valid = {valid}
@@ -76,6 +78,9 @@ class TokenEndpoint:
         self.error: Exception | None = None
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
+        repeated = repeated_header(request.headers.raw)
+        if repeated is not None:
+            return httpx.Response(400, text=duplicate_header_text(repeated))
         self.calls += 1
         if self.error is not None:
             raise self.error
@@ -402,6 +407,27 @@ async def test_background_pass_refreshes_profiles_in_use_due_within_lookahead(
     assert await refresher.refresh_due(lookahead_ms=10 * MIN) == done
     assert h.endpoint.calls == done
     assert h.on_disk()["profiles"][PID] == (refreshed() if done else stored)
+
+
+async def test_the_token_request_carries_each_header_once(h: Harness) -> None:
+    """The refresh POST names its body's type and what it accepts once each (a repeated
+    Content-Type is a 400 at aiohttp's server); no header is repeated."""
+    h.write("main", {PID: OLD})
+    sent: list[httpx.Request] = []
+
+    async def keep(request: httpx.Request) -> None:
+        sent.append(request)
+
+    h.endpoint.hook = keep
+    await h.refresher().fresh("main", await h.view())
+    [request] = sent
+    names = [name.lower() for name, _ in request.headers.raw]
+    wanted = [(n, v) for n, v in request.headers.raw if n.lower() in (b"content-type", b"accept")]
+    assert wanted == [
+        (b"Content-Type", b"application/x-www-form-urlencoded"),
+        (b"Accept", b"application/json"),
+    ]
+    assert sorted(names) == sorted(set(names))
 
 
 async def test_background_pass_logs_failures_and_goes_on(h: Harness) -> None:

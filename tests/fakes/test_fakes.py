@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from aiohttp import web
 from anthropic import Anthropic
 from openai import OpenAI
 from starlette.applications import Starlette
@@ -18,12 +19,14 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.server import bind as bind_socket
 from tests.fakes.server import serve_in_thread, spawn
 from tests.fakes.token_server import (
     ANTHROPIC_CLIENT_ID,
     OPENAI_CLIENT_ID,
     FakeTokenServer,
     decode_jwt,
+    duplicate_header_text,
     pkce_pair,
 )
 from tests.fakes.upstream import FakeUpstream
@@ -91,6 +94,62 @@ def test_openai_refresh_rotates_and_rejects_reuse(token_server: FakeTokenServer)
     assert (token_server.calls, token_server.reused) == (3, 1)
     assert [e["outcome"] for e in token_server.exchanges] == ["ok", "reused", "ok"]
     assert token_server.exchanges[0]["body_format"] == "form"
+
+
+FORM = "application/x-www-form-urlencoded"
+REPEATED: list[list[tuple[str, str]]] = [
+    [("Content-Type", FORM), ("content-type", FORM)],  # what the refresher sent before #17 §7
+    [("Accept", "application/json"), ("accept", "application/json")],
+]
+
+
+@pytest.mark.parametrize("headers", REPEATED, ids=["content-type", "accept"])
+def test_strict_token_server_refuses_a_repeated_header(
+    token_server: FakeTokenServer, headers: list[tuple[str, str]]
+) -> None:
+    """A token request repeating a header gets aiohttp's 400 and never reaches the registry;
+    the lenient server takes the same request."""
+    token_server.seed("rt_twice")
+    form = b"grant_type=refresh_token&refresh_token=rt_twice&client_id=" + OPENAI_CLIENT_ID.encode()
+    refused = httpx.post(token_server.openai_token_url, content=form, headers=headers)
+    name = headers[0][0]
+    assert (refused.status_code, refused.text) == (400, duplicate_header_text(name))
+    assert (token_server.registry.arrivals, token_server.calls) == (0, 0)
+    with FakeTokenServer(token_server.registry, strict=False) as lenient:
+        taken = httpx.post(lenient.openai_token_url, content=form, headers=headers)
+    assert taken.status_code == 200
+
+
+@pytest.mark.anyio
+async def test_strict_token_server_refuses_what_aiohttp_refuses(
+    token_server: FakeTokenServer,
+) -> None:
+    """aiohttp's own server answers a repeated Content-Type with the same 400 and text as the
+    strict fake, and takes the request once the header is sent once."""
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/oauth/token", ok)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.SockSite(runner, bind_socket())
+    await site.start()
+    twice = REPEATED[0]
+    try:
+        async with httpx.AsyncClient() as client:
+            real = f"http://127.0.0.1:{site.name.rsplit(':', 1)[1]}/oauth/token"
+            answers = [
+                (r.status_code, r.text)
+                for url in (real, token_server.openai_token_url)
+                for r in [await client.post(url, content=b"", headers=twice)]
+            ]
+            once = await client.post(real, content=b"", headers=twice[:1])
+    finally:
+        await runner.cleanup()
+    assert answers == [(400, "Duplicate 'Content-Type' header found.")] * 2
+    assert once.status_code == 200
 
 
 def test_openai_tokens_are_jwts_with_account_claims(token_server: FakeTokenServer) -> None:

@@ -5,8 +5,12 @@ single-use rotating refresh tokens (reuse is rejected and counted), PKCE-checked
 and failure modes. State lives in a thread-safe `TokenRegistry` that tests (and the fake
 upstream, to validate bearer tokens) use directly, or over HTTP at ``/__fake/*``.
 
+Strict by default: a request that repeats a header name gets the 400 aiohttp's server gives a
+repeated ``Content-Type`` (``StrictHeaders``), so nothing passes here that the strictest real
+token endpoint would refuse; ``strict=False`` (``--lenient``) accepts it like most servers do.
+
 Run as a process: ``python -m tests.fakes.token_server --port 0 --port-file F
-[--access-lifetime 3600] [--seed RT[:ACCOUNT[:EMAIL]]]...``
+[--access-lifetime 3600] [--seed RT[:ACCOUNT[:EMAIL]]]... [--lenient]``
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -27,8 +31,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.fakes.server import Gate, RunningServer, abort_connection, run_main, start_in_thread
 
@@ -557,17 +562,58 @@ async def _params(request: Request) -> tuple[dict[str, Any], str]:
     return dict(pairs), "form"
 
 
-class FakeTokenServer:
-    """The fake token server: `registry` (state), `app` (Starlette), `url` once started.
+def repeated_header(raw: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The first header name that occurs twice (case-insensitively), if any, capitalised as
+    ``Content-Type`` (uvicorn hands the app lower-cased names)."""
+    seen: set[bytes] = set()
+    for name, _ in raw:
+        key = name.lower()
+        if key in seen:
+            return "-".join(part.capitalize() for part in key.decode("latin-1").split("-"))
+        seen.add(key)
+    return None
 
-    Use as a context manager (`with FakeTokenServer() as ts: ts.url`) or start()/stop().
+
+def duplicate_header_text(name: str) -> str:
+    """aiohttp's answer (3.14, ``http_parser``) to a repeated singleton header."""
+    return f"Duplicate '{name}' header found."
+
+
+class StrictHeaders:
+    """ASGI wrapper: a request repeating a header name gets 400 before the app sees it.
+
+    aiohttp's server refuses a repeated singleton header (Content-Type, Content-Length, Host,
+    ... RFC 9110 §5.3) this way; here any repeated name is refused, Accept included: nothing in
+    a token request has a reason to repeat, and a server may refuse what it cannot combine.
     """
 
-    def __init__(self, registry: TokenRegistry | None = None, **registry_kwargs: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        name = repeated_header(scope["headers"]) if scope["type"] == "http" else None
+        if name is None:
+            await self.app(scope, receive, send)
+            return
+        response = PlainTextResponse(duplicate_header_text(name), 400)
+        await response(scope, receive, send)
+
+
+class FakeTokenServer:
+    """The fake token server: `registry` (state), `app` (ASGI), `url` once started.
+
+    Use as a context manager (`with FakeTokenServer() as ts: ts.url`) or start()/stop().
+    ``strict`` (the default) refuses requests that repeat a header (see ``StrictHeaders``).
+    """
+
+    def __init__(
+        self, registry: TokenRegistry | None = None, *, strict: bool = True, **registry_kwargs: Any
+    ) -> None:
         self.registry = registry or TokenRegistry(**registry_kwargs)
         self.gate = Gate()
         self.held = threading.Event()
-        self.app = self._build_app()
+        app = self._build_app()
+        self.app: ASGIApp = StrictHeaders(app) if strict else app
         self._running: RunningServer | None = None
 
     # ----------------------------------------------------------------- lifecycle
@@ -837,8 +883,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port-file")
     ap.add_argument("--access-lifetime", type=int, default=3600)
     ap.add_argument("--seed", action="append", default=[], help="RT[:ACCOUNT[:EMAIL]]")
+    ap.add_argument("--lenient", action="store_true", help="accept repeated headers")
     args = ap.parse_args(argv)
-    fake = FakeTokenServer(access_lifetime=args.access_lifetime)
+    fake = FakeTokenServer(access_lifetime=args.access_lifetime, strict=not args.lenient)
     for token, account, email in iter_seeds(args.seed):
         fake.seed(token, account_id=account, email=email)
     return run_main(

@@ -66,7 +66,6 @@ ID_TOKEN = jwt(
                 "https://auth.openai.com/oauth/token",
                 (("Content-Type", FORM), ("Accept", JSON)),
                 b"grant_type=refresh_token&refresh_token=rt_1&client_id=app_EMoamEEZ73f0CkXaXp7hrann",
-                FORM,
             ),
         ),
         (
@@ -76,7 +75,6 @@ ID_TOKEN = jwt(
                 (("Content-Type", JSON), ("Accept", JSON)),
                 b'{"grant_type": "refresh_token", "refresh_token": "rt_1", '
                 b'"client_id": "9d1c250a-e61b-44d9-88ed-5944d1962f5e"}',
-                JSON,
             ),
         ),
     ],
@@ -139,7 +137,7 @@ def test_token_request_repr_hides_the_body() -> None:
     assert CANARY not in repr(request)
     assert repr(request) == (
         "TokenRequest(url='https://platform.claude.com/v1/oauth/token', headers=(('Content-Type',"
-        " 'application/json'), ('Accept', 'application/json')), content_type='application/json')"
+        " 'application/json'), ('Accept', 'application/json')))"
     )
 
 

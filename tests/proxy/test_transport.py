@@ -3,6 +3,8 @@ and no cookies of its own, and only real timeouts count as timeouts."""
 
 from __future__ import annotations
 
+import traceback
+
 import aiohttp
 import httpx
 import pytest
@@ -10,6 +12,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from sidecar.config import UpstreamSettings
 from sidecar.proxy.transport import Upstream, env_proxy, is_timeout
+from tests.fakes.raw_server import RawServer
 from tests.fakes.server import serve_in_thread
 
 
@@ -70,3 +73,33 @@ def test_is_timeout() -> None:
     assert [
         is_timeout(e) for e in (dropped, slow, httpx.ReadTimeout("x"), httpx.ConnectError("x"))
     ] == [False, True, True, False]
+
+
+ECHOED = "zq7Xk2PvLmN9wR4tY8uB3cD6fG1hJ5aS"  # a key of no known shape, echoed by the upstream
+SENT = "Qm9vdGxlZ0NyZWRlbnRpYWwtNzc0MQ"  # the credential our request carried
+MALFORMED = {
+    "header-without-colon": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Echo " + ECHOED.encode(),
+    "control-character": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Echo: "
+    + ECHOED.encode()
+    + b"\x00",
+    "status-line": b"HTTP/1.1 2OO " + ECHOED.encode(),
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("head", list(MALFORMED.values()), ids=list(MALFORMED))
+async def test_a_malformed_answer_is_a_protocol_error_that_quotes_nothing(
+    transport: str, head: bytes
+) -> None:
+    """An answer no parser takes, with a key echoed into its head, is a RemoteProtocolError whose
+    whole traceback (causes and contexts shown) holds neither that key nor our credential."""
+    settings = UpstreamSettings(transport=transport)  # type: ignore[arg-type]
+    with RawServer(head + b"\r\n\r\nok") as server:
+        async with Upstream(settings, environ={}) as upstream:
+            request = upstream.request("GET", server.url, [(b"x-api-key", SENT.encode())], b"")
+            with pytest.raises(httpx.RemoteProtocolError) as caught:
+                await upstream.send(request)
+    shown = "".join(traceback.format_exception(caught.value))
+    assert (ECHOED in shown, SENT in shown, server.served) == (False, False, 1)
+    assert str(caught.value).startswith("the upstream's answer is not valid HTTP (")

@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from sidecar.errors import ConfigError, StoreError
+from sidecar.secret import Secret
 
 KEY_BYTES = 32
 NONCE_BYTES = 12  # the 96-bit nonce GCM is designed for (NIST SP 800-38D §8.2)
@@ -50,10 +51,15 @@ class Keyring:
 
     keys: Sequence[bytes] = field(repr=False)
     source: str = "fleet.key_file"
+    # The keys as a key file holds them (base64), as Secrets while the keyring lives, so the
+    # log masks them by value (sidecar.secret.HELD).
+    _texts: tuple[Secret, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.keys or any(len(k) != KEY_BYTES for k in self.keys):
             raise ValueError(f"a keyring needs one or more keys of {KEY_BYTES} bytes")
+        texts = tuple(Secret(base64.b64encode(k).decode("ascii")) for k in self.keys)
+        object.__setattr__(self, "_texts", texts)  # frozen: set once, here
 
     @property
     def kid(self) -> str:
