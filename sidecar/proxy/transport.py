@@ -2,11 +2,13 @@
 (``[upstream] transport``), sent straight through it.
 
 The default is aiohttp's connection pool through ``httpx-aiohttp`` (bench/: ~5x httpx's own
-pool on this kind of machine). Requests skip ``httpx.AsyncClient``: a proxy wants none of its
-redirects, auth flows or cookie jar (a jar shared by every agent would carry one agent's upstream
-cookie into another agent's request), and that layer cost ~18% of a request's CPU. Neither
-transport adds headers of its own: a request goes upstream with the client's headers, minus
-credentials and hop-by-hop ones, plus ours.
+pool on this kind of machine), its request method made exact (``aiohttp_transport.py``).
+Requests skip ``httpx.AsyncClient``: a proxy wants none of its redirects, auth flows or cookie
+jar (a jar shared by every agent would carry one agent's upstream cookie into another agent's
+request), and that layer cost ~18% of a request's CPU. Neither transport adds headers of its
+own: a request goes upstream with the client's headers, minus credentials, hop-by-hop and
+framing ones, plus ours. The body's framing is the sidecar's own: the Content-Length it was
+given as a number, or chunked.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from types import TracebackType
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
 from sidecar.config import UpstreamSettings
+from sidecar.proxy.aiohttp_transport import PooledTransport
 
 MAX_CONNECTIONS = 1000
 KEEPALIVE = 200
@@ -50,7 +52,13 @@ class Upstream:
         url: str,
         headers: list[tuple[bytes, bytes]],
         content: bytes | AsyncIterable[bytes],
+        *,
+        length: int | None = None,
     ) -> httpx.Request:
+        """A request whose streamed body is framed by ``length`` when given (chunked else);
+        a body given as bytes is framed by its own length."""
+        if length is not None and not isinstance(content, bytes):
+            headers = [*headers, (b"content-length", str(length).encode("ascii"))]
         return httpx.Request(
             method, url, headers=headers, content=content, extensions={"timeout": self._timeout}
         )
@@ -73,7 +81,7 @@ def env_proxy(environ: dict[str, str]) -> str | None:
     return next((environ[v] for v in _PROXY_VARIABLES if environ.get(v)), None)
 
 
-def _aiohttp(limits: httpx.Limits, environ: dict[str, str]) -> AiohttpTransport:
+def _aiohttp(limits: httpx.Limits, environ: dict[str, str]) -> PooledTransport:
     # With trust_env, aiohttp reads the proxy variables and ~/.netrc on every request (an
     # executor hop each): only pay for that when a proxy is actually configured.
     trust_env = env_proxy(environ) is not None
@@ -90,7 +98,7 @@ def _aiohttp(limits: httpx.Limits, environ: dict[str, str]) -> AiohttpTransport:
             trust_env=trust_env,  # HTTPS_PROXY / NO_PROXY, as httpx honours them
         )
 
-    return AiohttpTransport(limits=limits, client=session)
+    return PooledTransport(limits=limits, client=session)
 
 
 def _httpx(limits: httpx.Limits, environ: dict[str, str]) -> httpx.AsyncHTTPTransport:

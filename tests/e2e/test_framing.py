@@ -132,3 +132,33 @@ def test_trace_and_connect_are_refused(
         "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
         [],
     )
+
+
+@pytest.mark.parametrize(
+    ("lines", "body", "framing"),
+    [
+        (["Content-Length: 0005"], b"hello", [(b"content-length", b"5")]),
+        (["Transfer-Encoding: chunked"], chunked(b"hel", b"lo"),
+         [(b"transfer-encoding", b"chunked")]),
+    ],
+)  # fmt: skip
+def test_the_upstream_request_is_framed_by_the_sidecar(
+    sidecar: Running,
+    raw: RawUpstream,
+    leaks: Leaks,
+    lines: list[str],
+    body: bytes,
+    framing: list[tuple[bytes, bytes]],
+) -> None:
+    """The caller's Content-Length or Transfer-Encoding is never forwarded: the upstream gets
+    the framing the sidecar chose for the bytes it counted."""
+    port = sidecar.sidecar.ports[0]
+    with RawClient(port, leaks) as client:
+        assert client.request(head("POST", PATH, port, *lines) + body).status == 200
+    [request] = raw.wait_for(1)
+    sent = [
+        (n.lower(), v)
+        for n, v in request.headers
+        if n.lower() in (b"content-length", b"transfer-encoding")
+    ]
+    assert (request.body, sent) == (b"hello", framing)
