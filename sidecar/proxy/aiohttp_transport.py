@@ -1,9 +1,14 @@
 """httpx requests over aiohttp's connection pool, sent as given and pooled only when whole.
 
-httpx-aiohttp's transport, with its one request method rewritten for a proxy: a connection
-goes back to the pool only when its request body was sent whole (exactly its Content-Length)
-and its response was read to the end. Any other connection is closed: bytes left unsent or
-unread on it would become part of the next request, another agent's with its credential.
+httpx-aiohttp's transport, with its one request method rewritten for a proxy:
+
+- the URL goes to aiohttp as already encoded: yarl would re-quote it (``%2F`` in a query
+  arrived as ``/``), and the target must reach the upstream byte for byte;
+- headers go as a list: given as a mapping, repeated ones were merged into one line;
+- a connection goes back to the pool only when its request body was sent whole (exactly its
+  Content-Length) and its response was read to the end. Any other connection is closed: bytes
+  left unsent or unread on it would become part of the next request, another agent's with its
+  credential.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 
 import httpx
+import yarl
 from aiohttp import ClientResponse, ClientSession, ClientTimeout
 from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import map_aiohttp_exceptions
@@ -81,7 +87,7 @@ class PooledTransport(AiohttpTransport):
         with map_aiohttp_exceptions():
             response = await self.client.request(
                 method=request.method,
-                url=str(request.url),
+                url=yarl.URL(str(request.url), encoded=True),
                 headers=_headers(request),
                 data=body,
                 allow_redirects=False,
@@ -120,7 +126,20 @@ async def _once(content: bytes) -> AsyncIterator[bytes]:
     yield content
 
 
-def _headers(request: httpx.Request) -> dict[str, str]:
-    """The headers; Transfer-Encoding is aiohttp's to set (it chunks a body that has no
-    Content-Length)."""
-    return {name: value for name, value in request.headers.items() if name != "transfer-encoding"}
+def _headers(request: httpx.Request) -> list[tuple[str, str]]:
+    """Every header line in order, repeated ones apart. Transfer-Encoding is aiohttp's to set
+    (it chunks a body that has no Content-Length)."""
+    return [
+        (name.decode("ascii"), _text(value))
+        for name, value in request.headers.raw
+        if name.lower() != b"transfer-encoding"
+    ]
+
+
+def _text(value: bytes) -> str:
+    # aiohttp writes header values as UTF-8: UTF-8 bytes pass unchanged; other (obs-text)
+    # bytes cannot, and go as their Latin-1 reading, as httpx's own decoding would give.
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")

@@ -55,9 +55,9 @@ class Upstream:
         *,
         length: int | None = None,
     ) -> httpx.Request:
-        """A request whose streamed body is framed by ``length`` when given (chunked else);
-        a body given as bytes is framed by its own length."""
-        if length is not None and not isinstance(content, bytes):
+        """A request framed by ``length`` when given (the client's Content-Length, 0 included),
+        else by the body given as bytes, else chunked."""
+        if length is not None:
             headers = [*headers, (b"content-length", str(length).encode("ascii"))]
         return httpx.Request(
             method, url, headers=headers, content=content, extensions={"timeout": self._timeout}
