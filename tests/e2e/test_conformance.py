@@ -198,3 +198,21 @@ def test_the_upstream_gets_what_the_client_sent(
         ),
     )
     assert got.header(b"host") == [raw.url.removeprefix("http://").encode()]
+
+
+def test_what_is_not_passed_byte_for_byte(
+    sidecar: Running, raw: RawUpstream, leaks: Leaks, transport: str
+) -> None:
+    """The documented exceptions. Characters RFC 3986 forbids in a URI (``"``, ``<``, ``>``)
+    are percent-encoded (httpx's URL does it, for both transports). A header value that is not
+    UTF-8 (obs-text, RFC 9110 §5.5) passes as it is with httpx; aiohttp writes header values
+    as UTF-8, so it sends the UTF-8 of their Latin-1 reading."""
+    port = sidecar.sidecar.ports[0]
+    request = head("GET", '/openai/v1/models?q="<a>"', port).replace(
+        b"\r\n\r\n", b"\r\nX-Latin1: caf\xe9\r\n\r\n"
+    )
+    with RawClient(port, leaks) as client:
+        assert client.request(request).status == 200
+    [got] = raw.wait_for(1)
+    latin1 = b"caf\xc3\xa9" if transport == "aiohttp" else b"caf\xe9"
+    assert (got.target, got.header(b"x-latin1")) == (b"/oa/v1/models?q=%22%3Ca%3E%22", [latin1])
