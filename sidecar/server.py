@@ -12,6 +12,7 @@ from pathlib import Path
 import anyio
 import httpx
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from sidecar.auth.credentials import CredentialResolver
 from sidecar.auth.outcomes import Outcomes
@@ -21,6 +22,7 @@ from sidecar.errors import ConfigError
 from sidecar.log import get_logger
 from sidecar.providers.catalog import ProviderSpec
 from sidecar.providers.grants import ProviderAuth
+from sidecar.proxy.admission import admitting
 from sidecar.proxy.app import create_app, create_ops
 from sidecar.proxy.forward import Proxy
 from sidecar.proxy.metrics import Metrics
@@ -137,8 +139,9 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
                 date_header=False,  # the upstream's Date passes through; one is enough
                 proxy_headers=False,  # X-Forwarded-* from a caller never mean anything here
                 # h11, even where httptools is installed: httptools reduces an absolute-form
-                # target to its path, and such a request must be refused (invalid_path).
-                http="h11",
+                # target to its path, and such a request must be refused (invalid_path). With
+                # the listener's connection cap and request-head deadline ([clients]).
+                http=admitting(H11Protocol, settings.clients, metrics),
                 ssl_certfile=listener.tls_cert_file,
                 ssl_keyfile=listener.tls_key_file,
                 timeout_graceful_shutdown=5,

@@ -15,6 +15,7 @@ from sidecar.config.settings import (
     HOSTNAME,
     NAME_PATTERN,
     RESERVED_PROVIDER_NAMES,
+    ClientSettings,
     FleetSettings,
     Listener,
     LogSettings,
@@ -92,6 +93,12 @@ def _margin(value: object, key: str) -> float:
 def _byte_count(value: object, key: str) -> int:
     if not (_is_number(value) and isinstance(value, int) and value >= 0):
         raise ConfigError(f"{key}: must be an integer number of bytes, 0 or more")
+    return value
+
+
+def _count(value: object, key: str) -> int:
+    if not (_is_number(value) and isinstance(value, int) and value >= 1):
+        raise ConfigError(f"{key}: must be an integer, 1 or more")
     return value
 
 
@@ -189,6 +196,10 @@ _UPSTREAM_FIELDS: Fields = {
     "connect_timeout_seconds": _seconds,
     "read_timeout_seconds": _seconds,
     "transport": _choice("aiohttp", "httpx"),
+}
+_CLIENT_FIELDS: Fields = {
+    "head_timeout_seconds": _seconds,
+    "max_connections": _count,
 }
 _LOG_FIELDS: Fields = {"level": _choice("debug", "info", "warning", "error")}
 _FLEET_FIELDS: Fields = {"url_file": _path, "key_file": _path, "prefix": _name}
@@ -292,6 +303,7 @@ _TOP_FIELDS: Fields = {
     "providers": _providers,
     "refresh": lambda value, key: RefreshSettings(**_fields(value, key, _REFRESH_FIELDS)),
     "upstream": lambda value, key: UpstreamSettings(**_fields(value, key, _UPSTREAM_FIELDS)),
+    "clients": lambda value, key: ClientSettings(**_fields(value, key, _CLIENT_FIELDS)),
     "log": lambda value, key: LogSettings(**_fields(value, key, _LOG_FIELDS)),
     "fleet": _fleet,
 }

@@ -58,6 +58,18 @@ class UpstreamSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ClientSettings:
+    """What each listener allows its clients (sidecar/proxy/admission.py)."""
+
+    # A client that has not sent its whole request head this long after connecting (or after the
+    # first byte of a later request on the connection) gets a 408 and is closed: a slow client
+    # must not hold a connection for ever. Loopback clients send a head in microseconds.
+    head_timeout_seconds: float = 10
+    # Open connections per listener; one more is answered 503 and closed at once.
+    max_connections: int = 1024
+
+
+@dataclass(frozen=True, kw_only=True)
 class LogSettings:
     level: LogLevel = "info"
 
@@ -77,5 +89,6 @@ class Settings:
     default_agent: str = "main"
     refresh: RefreshSettings = RefreshSettings()
     upstream: UpstreamSettings = UpstreamSettings()
+    clients: ClientSettings = ClientSettings()
     log: LogSettings = LogSettings()
     fleet: FleetSettings | None = None

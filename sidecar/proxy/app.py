@@ -9,6 +9,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sidecar.errors import SidecarError
+from sidecar.proxy.edge import guarded
 from sidecar.proxy.forward import Proxy
 from sidecar.proxy.metrics import CONTENT_TYPE, Metrics
 from sidecar.proxy.routing import RESERVED_PATHS
@@ -48,6 +49,8 @@ def create_ops(source: CredentialSource, metrics: Metrics, default_agent: str) -
 
 
 def create_app(proxy: Proxy, ops: ASGIApp) -> ASGIApp:
+    """The listener's app: the edge's refusals first (``edge.py``), then ops or the proxy."""
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] in RESERVED_PATHS:
             await ops(scope, receive, send)
@@ -58,4 +61,4 @@ def create_app(proxy: Proxy, ops: ASGIApp) -> ASGIApp:
         else:  # websockets are not proxied; clients such as Codex then fall back to HTTP
             await send({"type": "websocket.close", "code": 1008})
 
-    return app
+    return guarded(app, proxy.metrics)

@@ -254,6 +254,7 @@ class Proxy:
             url,
             rules.outbound_request_headers(scope["headers"], injection),
             content,
+            length=rules.body_length(scope["headers"]),  # framed by the sidecar, RFC 9112 §6
         )
         try:
             return await self.upstream.send(request)

@@ -27,6 +27,10 @@ HOP_BY_HOP: Final = frozenset(
         b"upgrade",
     }
 )
+# RFC 9112 §6: the body's framing. The caller's is never forwarded: the upstream request is
+# framed by the sidecar (Content-Length it counted, or chunked), so no caller can make the two
+# hops disagree on where a body ends.
+FRAMING: Final = frozenset({b"content-length", b"transfer-encoding"})
 INBOUND_CREDENTIALS: Final = frozenset(
     {b"authorization", b"x-api-key", b"api-key", b"cookie", b"chatgpt-account-id"}
 )
@@ -56,13 +60,15 @@ def _is_inbound_credential(name: bytes) -> bool:
 def outbound_request_headers(
     inbound: Sequence[tuple[bytes, bytes]], injection: Injection
 ) -> RawHeaders:
-    """The client's headers minus hop-by-hop, credentials and Host, plus the injection."""
+    """The client's headers minus hop-by-hop, framing, credentials and Host, plus the
+    injection."""
     named = connection_named(inbound)
     kept = [
         (name, value)
         for name, value in inbound
         if not _is_hop_by_hop(name.lower(), named)
         and not _is_inbound_credential(name.lower())
+        and name.lower() not in FRAMING
         and name.lower() != b"host"
     ]
     return _injected(kept, injection)
@@ -105,6 +111,15 @@ def response_headers(upstream: Sequence[tuple[bytes, bytes]]) -> RawHeaders:
     content-encoding and content-length stay as received."""
     named = connection_named(upstream)
     return [(name, value) for name, value in upstream if not _is_hop_by_hop(name.lower(), named)]
+
+
+def body_length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
+    """The request's Content-Length; None when it has none (chunked, or no body). The edge
+    (``proxy/edge.py``) has already refused a malformed, repeated or contradicted one."""
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            return int(value.partition(b",")[0])
+    return None
 
 
 def declares_body(headers: Sequence[tuple[bytes, bytes]]) -> bool:

@@ -2,11 +2,13 @@
 (``[upstream] transport``), sent straight through it.
 
 The default is aiohttp's connection pool through ``httpx-aiohttp`` (bench/: ~5x httpx's own
-pool on this kind of machine). Requests skip ``httpx.AsyncClient``: a proxy wants none of its
-redirects, auth flows or cookie jar (a jar shared by every agent would carry one agent's upstream
-cookie into another agent's request), and that layer cost ~18% of a request's CPU. Neither
-transport adds headers of its own: a request goes upstream with the client's headers, minus
-credentials and hop-by-hop ones, plus ours.
+pool on this kind of machine), its request method made exact (``aiohttp_transport.py``).
+Requests skip ``httpx.AsyncClient``: a proxy wants none of its redirects, auth flows or cookie
+jar (a jar shared by every agent would carry one agent's upstream cookie into another agent's
+request), and that layer cost ~18% of a request's CPU. Neither transport adds headers of its
+own: a request goes upstream with the client's headers, minus credentials, hop-by-hop and
+framing ones, plus ours. The body's framing is the sidecar's own: the Content-Length it was
+given as a number, or chunked.
 
 An answer that does not parse as HTTP is ``httpx.RemoteProtocolError`` with a fixed text, from
 either transport: the parsers quote the offending line, which may echo a credential, and
@@ -21,9 +23,9 @@ from types import TracebackType
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
 from sidecar.config import UpstreamSettings
+from sidecar.proxy.aiohttp_transport import PooledTransport
 
 MAX_CONNECTIONS = 1000
 KEEPALIVE = 200
@@ -54,7 +56,13 @@ class Upstream:
         url: str,
         headers: list[tuple[bytes, bytes]],
         content: bytes | AsyncIterable[bytes],
+        *,
+        length: int | None = None,
     ) -> httpx.Request:
+        """A request framed by ``length`` when given (the client's Content-Length, 0 included),
+        else by the body given as bytes, else chunked."""
+        if length is not None:
+            headers = [*headers, (b"content-length", str(length).encode("ascii"))]
         return httpx.Request(
             method, url, headers=headers, content=content, extensions={"timeout": self._timeout}
         )
@@ -89,7 +97,7 @@ def env_proxy(environ: dict[str, str]) -> str | None:
     return next((environ[v] for v in _PROXY_VARIABLES if environ.get(v)), None)
 
 
-def _aiohttp(limits: httpx.Limits, environ: dict[str, str]) -> AiohttpTransport:
+def _aiohttp(limits: httpx.Limits, environ: dict[str, str]) -> PooledTransport:
     # With trust_env, aiohttp reads the proxy variables and ~/.netrc on every request (an
     # executor hop each): only pay for that when a proxy is actually configured.
     trust_env = env_proxy(environ) is not None
@@ -106,7 +114,7 @@ def _aiohttp(limits: httpx.Limits, environ: dict[str, str]) -> AiohttpTransport:
             trust_env=trust_env,  # HTTPS_PROXY / NO_PROXY, as httpx honours them
         )
 
-    return AiohttpTransport(limits=limits, client=session)
+    return PooledTransport(limits=limits, client=session)
 
 
 def _httpx(limits: httpx.Limits, environ: dict[str, str]) -> httpx.AsyncHTTPTransport:

@@ -19,6 +19,7 @@ from sidecar.config import (
     read_client_token,
     with_overrides,
 )
+from sidecar.config.settings import ClientSettings
 from sidecar.errors import ConfigError
 from sidecar.providers.catalog import BUILTIN_PROVIDERS, ProviderSpec
 from sidecar.secret import Secret
@@ -40,6 +41,7 @@ def test_empty_document_gives_the_defaults() -> None:
             replay_body_limit_bytes=1_048_576,
         ),
         upstream=UpstreamSettings(connect_timeout_seconds=10, read_timeout_seconds=600),
+        clients=ClientSettings(head_timeout_seconds=10, max_connections=1024),
         log=LogSettings(level="info"),
         fleet=None,
     )
@@ -181,7 +183,7 @@ def test_providers_mapping_is_immutable() -> None:
 
 
 def test_sections_parse() -> None:
-    """The [refresh], [upstream], [log] and [fleet] tables fill their settings."""
+    """The [refresh], [upstream], [clients], [log] and [fleet] tables fill their settings."""
     doc: dict[str, object] = {
         "default_agent": "work",
         "refresh": {
@@ -191,6 +193,7 @@ def test_sections_parse() -> None:
             "replay_body_limit_bytes": 0,
         },
         "upstream": {"connect_timeout_seconds": 1, "read_timeout_seconds": 2.5},
+        "clients": {"head_timeout_seconds": 2.5, "max_connections": 64},
         "log": {"level": "debug"},
         "fleet": {"url_file": "/run/redis-url", "key_file": "/run/fleet-key", "prefix": "oc"},
     }
@@ -209,6 +212,7 @@ def test_sections_parse() -> None:
     assert settings.fleet == FleetSettings(
         url_file=Path("/run/redis-url"), key_file=Path("/run/fleet-key"), prefix="oc"
     )
+    assert settings.clients == ClientSettings(head_timeout_seconds=2.5, max_connections=64)
 
 
 def test_home_is_expanded_in_paths() -> None:
@@ -236,8 +240,8 @@ def test_non_loopback_listener_with_token_file_is_allowed() -> None:
 @pytest.mark.parametrize(
     ("doc", "message"),
     [
-        ({"listner": []}, "listner: unknown key; expected one of default_agent, fleet, listeners, "
-         "log, providers, refresh, state_dir, upstream"),
+        ({"listner": []}, "listner: unknown key; expected one of clients, default_agent, fleet, "
+         "listeners, log, providers, refresh, state_dir, upstream"),
         ({"listeners": [{"port": 1, "hots": "x", "agnet": "a"}]},
          "listeners[0].agnet, listeners[0].hots: unknown key; "
          "expected one of agent, client_token_file, host, plaintext, port, tls_cert_file, "
@@ -310,6 +314,17 @@ def test_non_loopback_listener_with_token_file_is_allowed() -> None:
         ({"upstream": {"read_timeout_seconds": "600"}},
          "upstream.read_timeout_seconds: must be a number of seconds above 0"),
         ({"log": {"level": "verbose"}}, "log.level: must be one of debug, info, warning, error"),
+        ({"clients": {"head_timeout_seconds": 0}},
+         "clients.head_timeout_seconds: must be a number of seconds above 0"),
+        ({"clients": {"max_connections": 0}},
+         "clients.max_connections: must be an integer, 1 or more"),
+        ({"clients": {"max_connections": 8.0}},
+         "clients.max_connections: must be an integer, 1 or more"),
+        ({"clients": {"max_connections": True}},
+         "clients.max_connections: must be an integer, 1 or more"),
+        ({"clients": {"max_conections": 8}},
+         "clients.max_conections: unknown key; expected one of head_timeout_seconds, "
+         "max_connections"),
         ({"fleet": {"url_file": "/u"}}, "fleet.key_file: missing; must be a path string"),
         ({"fleet": {"url_file": "/u", "key_file": "/k", "prefix": ""}},
          "fleet.prefix: must match ^[a-z0-9][a-z0-9_-]{0,63}$"),

@@ -7,6 +7,7 @@ import pytest
 from sidecar.providers.catalog import BUILTIN_PROVIDERS, ProviderSpec
 from sidecar.providers.injection import Injection
 from sidecar.proxy.headers import (
+    body_length,
     client_token_from,
     outbound_request_headers,
     response_headers,
@@ -47,7 +48,6 @@ INBOUND = [
 ]
 KEPT = [
     (b"content-type", b"application/json"),
-    (b"content-length", b"42"),
     (b"accept-encoding", b"gzip, br"),
     (b"user-agent", b"Anthropic/Python 0.40"),
     (b"x-stainless-retry-count", b"0"),
@@ -118,7 +118,8 @@ def test_outbound_request_headers(
     injection: Injection,
     expected: list[tuple[bytes, bytes]],
 ) -> None:
-    """Credentials, hop-by-hop and Host go; the rest stays in order; the injection is added."""
+    """Credentials, hop-by-hop, framing and Host go; the rest stays in order; the injection is
+    added."""
     assert outbound_request_headers(inbound, injection) == expected
 
 
@@ -182,3 +183,18 @@ def test_client_token_from(headers: list[tuple[bytes, bytes]], expected: str | N
 def test_tokens_match(given: str | None, expected_token: str, expected: bool) -> None:
     """Tokens match only when equal and non-empty."""
     assert tokens_match(given, expected_token) is expected
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ([], None),
+        ([(b"transfer-encoding", b"chunked")], None),
+        ([(b"content-length", b"0")], 0),
+        ([(b"Content-Length", b"0042")], 42),
+        ([(b"content-length", b"7, 7")], 7),
+    ],
+)
+def test_body_length(headers: list[tuple[bytes, bytes]], expected: int | None) -> None:
+    """The Content-Length the edge let through, as the number that frames the upstream body."""
+    assert body_length(headers) == expected
