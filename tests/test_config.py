@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +20,7 @@ from sidecar.config import (
     RefreshSettings,
     Settings,
     UpstreamSettings,
+    config_keys,
     load_settings,
     parse_settings,
     read_client_token,
@@ -633,3 +638,29 @@ def test_every_unreadable_file_is_reported_at_once(tmp_path: Path) -> None:
         "listeners[1].client_token_file: cannot read /nonexistent/b: No such file or directory",
     )
     assert caught.value.message.startswith(f"{config}: 4 errors: (1) listeners[1].tls_cert_file")
+
+
+def _documented_keys(doc: Mapping[str, Any]) -> set[str]:
+    """The dotted keys a TOML document uses, named as ``config_keys`` names them."""
+    keys: set[str] = set()
+    for name, value in doc.items():
+        keys.add(name)
+        tables = (
+            value.values() if name == "providers" else value if isinstance(value, list) else [value]
+        )
+        prefix = "providers.*" if name == "providers" else name
+        keys |= {f"{prefix}.{key}" for table in tables if isinstance(table, dict) for key in table}
+    return keys
+
+
+def test_every_config_key_is_documented() -> None:
+    """Each key the parser accepts appears in the README's configuration examples, and every
+    example there is a valid configuration."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    documented: set[str] = set()
+    for block in re.findall(r"```toml\n(.*?)```", section, flags=re.DOTALL):
+        doc = tomllib.loads(block)
+        parse_settings(doc, source="README.md")
+        documented |= _documented_keys(doc)
+    assert sorted(set(config_keys()) - documented) == []

@@ -344,6 +344,29 @@ _TOP_FIELDS: Fields = {
 }
 
 
+# Every table of the file and its keys ("providers.*": each [providers.X]); the README's
+# configuration section documents each key (tests/test_config.py holds it to that).
+TABLES: Mapping[str, Fields] = MappingProxyType(
+    {
+        "": _TOP_FIELDS,
+        "listeners": _LISTENER_FIELDS,
+        "providers.*": _PROVIDER_FIELDS,
+        "refresh": _REFRESH_FIELDS,
+        "upstream": _UPSTREAM_FIELDS,
+        "log": _LOG_FIELDS,
+        "fleet": _FLEET_FIELDS,
+    }
+)
+
+
+def config_keys() -> list[str]:
+    """Every key the parser accepts, dotted: ``state_dir``, ``listeners.port``,
+    ``providers.*.base_url``."""
+    return [
+        f"{table}.{name}" if table else name for table, fields in TABLES.items() for name in fields
+    ]
+
+
 def parse_settings(doc: Mapping[str, object], *, source: str) -> Settings:
     """Validates a parsed TOML document completely; errors name ``source`` and the key."""
     try:
