@@ -10,9 +10,10 @@ from typing import Any, TextIO
 import anyio
 
 from sidecar import status
-from sidecar.cli.common import open_store, settings_of
+from sidecar.auth import hints
+from sidecar.cli.common import Missing, open_store, settings_of
 from sidecar.config import Settings
-from sidecar.errors import SidecarError, StoreUnsupported
+from sidecar.errors import SidecarError, StoreError, StoreUnsupported
 from sidecar.store import fence, sources
 from sidecar.store.composite import CompositeSource, with_fleet
 from sidecar.store.jsonstore import now_ms
@@ -23,8 +24,17 @@ from sidecar.store.views import AgentView
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    """The report on stdout; an unreadable store, a missing state dir and (with --check) no
+    profiles at all are errors: one line on stderr (main writes it) and exit 1."""
     store = open_store(args, os.environ)
     settings = settings_of(args)
+    state_dir = store.layout.state_dir
+    where = hints.install_args(settings.config_file, state_dir, os.environ)
+    if not state_dir.is_dir():
+        raise Missing(
+            f"the state dir {state_dir} does not exist: nothing to show. Pass --state-dir, or "
+            + hints.first_profile(where)
+        )
     if settings.fleet is None:
         views, errors = _views(store, [check_agent_id(args.agent)] if args.agent else None)
     else:  # the fleet's profiles too: their source is the fleet's redis:// origin
@@ -36,7 +46,13 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
         out.write(json.dumps(doc, indent=2) + "\n")
     else:
         out.write(_status_table(doc))
-    return status.check_exit_code(doc) if args.check else 0
+    if doc["errors"]:
+        raise StoreError("; ".join(f"agent {e['agent']}: {e['message']}" for e in doc["errors"]))
+    if not args.check:
+        return 0
+    if not any(agent["profiles"] for agent in doc["agents"]):
+        raise Missing(f"no profiles in {state_dir}: {hints.first_profile(where)}")
+    return status.check_exit_code(doc)
 
 
 Views = tuple[list[AgentView], list[dict[str, str]]]
@@ -101,5 +117,4 @@ def _status_table(doc: dict[str, Any]) -> str:
             )
         lines += [f"  skipped {s['profileId']}: {s['reason']}" for s in agent["skipped"]]
         lines += [f"  note: {n}" for n in agent.get("notices", ())]
-    lines += [f"agent {e['agent']}: {e['code']}: {e['message']}" for e in doc["errors"]]
-    return "\n".join(lines) + "\n"
+    return "".join(line + "\n" for line in lines)

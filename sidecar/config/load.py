@@ -88,7 +88,7 @@ def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
     settings = _with_client_tokens(settings, problems)
     if problems:
         raise ConfigError.of(problems, where=str(chosen))
-    return settings
+    return replace(settings, config_file=chosen)
 
 
 def with_overrides(

@@ -127,3 +127,6 @@ class Settings:
     upstream: UpstreamSettings = UpstreamSettings()
     log: LogSettings = LogSettings()
     fleet: FleetSettings | None = None
+    # Not a key: the file these settings were read from, named in the commands that hints
+    # suggest so that they read the same providers and state dir.
+    config_file: Path | None = None
