@@ -7,7 +7,8 @@ import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from sidecar.store.layout import resolve_state_dir
+from sidecar.config import ProviderSpec
+from sidecar.store.layout import DEFAULT_AGENT, resolve_state_dir
 
 Where = Sequence[str]
 
@@ -37,3 +38,33 @@ def first_profile(where: Where = ()) -> str:
         f"sign-in), {command('import', 'claude-cli', *where)} (Claude Code's login) or "
         f"{command('paste-api-key', '--provider', 'openai', *where)} (an API key, read from stdin)"
     )
+
+
+def add_commands(
+    spec: ProviderSpec, agent: str, *, profile_id: str | None = None, where: Where = ()
+) -> list[tuple[str, ...]]:
+    """The commands (after ``openclaw-sidecar``) that store a profile serving ``spec``'s route
+    for ``agent``: a ChatGPT/Codex backend takes only a sign-in (an API key is refused there),
+    every other provider an API key, and a sign-in too when it has a browser login."""
+    tail = (
+        *(("--agent", agent) if agent != DEFAULT_AGENT else ()),
+        *(("--profile-id", profile_id) if profile_id else ()),
+        *where,
+    )
+    found: list[tuple[str, ...]] = []
+    if spec.kind != "openai-codex":
+        found.append(("paste-api-key", "--provider", spec.name, *tail))
+    if spec.authorize_url and spec.redirect_uri:
+        found.append(("login", "--provider", spec.name, *tail))
+    if spec.name == "openai-codex":  # import stores openai-codex:codex-cli
+        found.append(("import", "codex-cli", *tail))
+    return found or [("paste-token", "--provider", spec.name, *tail)]
+
+
+def add_profile(
+    spec: ProviderSpec, agent: str, *, profile_id: str | None = None, where: Where = ()
+) -> str:
+    """``add one with `A` or `B```: the commands of ``add_commands``."""
+    found = [command(*c) for c in add_commands(spec, agent, profile_id=profile_id, where=where)]
+    listed = found[0] if len(found) == 1 else f"{', '.join(found[:-1])} or {found[-1]}"
+    return f"add one with {listed}"

@@ -137,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(run=cmd_status)
 
     for name, what in (("paste-token", "token"), ("paste-api-key", "API key")):
-        p = sub.add_parser(name, parents=[common], help=f"store a {what} read from stdin")
+        p = sub.add_parser(
+            name, parents=[common], help=f"store a {what} read from stdin (hidden on a terminal)"
+        )
         p.add_argument(
             "--provider",
             required=True,
@@ -146,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--agent", default=DEFAULT_AGENT, help=AGENT_HELP)
         p.add_argument("--profile-id", help="default: <provider>:manual")
+        p.add_argument(
+            "--replace", action="store_true", help="overwrite the agent's profile of that id"
+        )
+        p.add_argument(
+            "--force",
+            action="store_true",
+            help="store it although the provider is unknown or the secret looks too short",
+        )
         if name == "paste-token":
             p.add_argument("--expires-in", help="e.g. 12h, 30d")
         p.set_defaults(run=cmd_paste)
