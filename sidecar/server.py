@@ -13,6 +13,7 @@ import anyio
 import httpx
 import uvicorn
 
+from sidecar.auth import hints
 from sidecar.auth.credentials import CredentialResolver
 from sidecar.auth.grants import ProviderAuth
 from sidecar.auth.outcomes import Outcomes
@@ -89,6 +90,7 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
     store = open_store(settings, environ)
     log.info("store_opened", layout="sqlite" if isinstance(store, SqliteStore) else "json")
     source = with_fleet(store, settings)  # plus the fleet's Redis when [fleet] is configured
+    where = hints.install_args(settings.config_file, store.layout.state_dir, environ)
     sockets = [bind(listener) for listener in settings.listeners]
     metrics = Metrics()
     async with (
@@ -111,6 +113,7 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
             home=store.home,
             secret_providers=lambda: store.config().secret_providers,
             clock=now_ms,
+            hint_args=where,
         )
         ops = create_ops(source, metrics, settings.default_agent)
         servers = []
@@ -124,6 +127,7 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
                 upstream=upstream,
                 metrics=metrics,
                 clock=now_ms,
+                hint_args=where,
             )
             config = uvicorn.Config(
                 create_app(proxy, ops),

@@ -26,9 +26,14 @@ def install_args(
     return args
 
 
-def command(*args: str) -> str:
-    """One command, quoted for a shell, in backticks."""
-    return f"`openclaw-sidecar {shlex.join(args)}`"
+def command(*args: str, stdin_from: str | None = None) -> str:
+    """One command, quoted for a shell, in backticks; ``stdin_from`` is piped into it."""
+    pipe = f"{stdin_from} | " if stdin_from else ""
+    return f"`{pipe}openclaw-sidecar {shlex.join(args)}`"
+
+
+def _agent_args(agent: str) -> tuple[str, ...]:
+    return ("--agent", agent) if agent != DEFAULT_AGENT else ()
 
 
 def first_profile(where: Where = ()) -> str:
@@ -46,11 +51,7 @@ def add_commands(
     """The commands (after ``openclaw-sidecar``) that store a profile serving ``spec``'s route
     for ``agent``: a ChatGPT/Codex backend takes only a sign-in (an API key is refused there),
     every other provider an API key, and a sign-in too when it has a browser login."""
-    tail = (
-        *(("--agent", agent) if agent != DEFAULT_AGENT else ()),
-        *(("--profile-id", profile_id) if profile_id else ()),
-        *where,
-    )
+    tail = (*_agent_args(agent), *(("--profile-id", profile_id) if profile_id else ()), *where)
     found: list[tuple[str, ...]] = []
     if spec.kind != "openai-codex":
         found.append(("paste-api-key", "--provider", spec.name, *tail))
@@ -68,3 +69,11 @@ def add_profile(
     found = [command(*c) for c in add_commands(spec, agent, profile_id=profile_id, where=where)]
     listed = found[0] if len(found) == 1 else f"{', '.join(found[:-1])} or {found[-1]}"
     return f"add one with {listed}"
+
+
+def renew_token(provider: str, agent: str, profile_id: str, where: Where = ()) -> str:
+    """The command that stores a new token in place of ``profile_id``'s expired one (an
+    Anthropic setup token comes from ``claude setup-token``)."""
+    args = ("--provider", provider, *_agent_args(agent), "--profile-id", profile_id, "--replace")
+    source = "claude setup-token" if provider == "anthropic" else None
+    return command("paste-token", *args, *where, stdin_from=source)

@@ -7,7 +7,7 @@ calls them in order and does the sending. One line is logged per request.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,7 @@ import anyio
 import httpx
 from starlette.types import Message, Receive, Scope, Send
 
+from sidecar.auth import hints
 from sidecar.auth.credentials import Credential, CredentialResolver
 from sidecar.auth.outcomes import Outcomes
 from sidecar.config import Listener, ProviderSpec, Settings
@@ -69,6 +70,7 @@ class Proxy:
         upstream: Upstream,
         metrics: Metrics,
         clock: Callable[[], int],
+        hint_args: Sequence[str] = (),
     ) -> None:
         self.settings = settings
         self.listener = listener
@@ -78,6 +80,7 @@ class Proxy:
         self.upstream = upstream
         self.metrics = metrics
         self.clock = clock
+        self.hint_args = tuple(hint_args)  # --config / --state-dir for the commands hints name
         self.codex = settings.providers.get("openai-codex")
         self._rank_cache: dict[tuple[str, str], tuple[AgentView, list[ProfileView]]] = {}
 
@@ -169,7 +172,8 @@ class Proxy:
                 raise view.unreadable
             if pinned is None or not self._serves(route.provider, pinned, pinned=True):
                 raise NoProfile(
-                    f"agent {route.agent!r} has no {route.provider} profile {route.profile_id!r}"
+                    f"agent {route.agent!r} has no {route.provider} profile "
+                    f"{route.profile_id!r}; {self._add_hint(route)}"
                 )
             return iter([pinned])
         ranked = self._ranked(route, view)
@@ -229,9 +233,13 @@ class Proxy:
         if view.unreadable is not None:
             raise view.unreadable  # the profile may be among those that could not be read
         raise NoProfile(
-            f"agent {route.agent!r} has no {route.provider} profile; add one with "
-            f"`openclaw-sidecar paste-api-key --provider {route.provider} "
-            f"--agent {route.agent}` (or login / paste-token)"
+            f"agent {route.agent!r} has no {route.provider} profile; {self._add_hint(route)}"
+        )
+
+    def _add_hint(self, route: Route) -> str:
+        spec = self.settings.providers[route.provider]
+        return hints.add_profile(
+            spec, route.agent, profile_id=route.profile_id, where=self.hint_args
         )
 
     def _spec_for(self, provider: str, cred: Credential) -> ProviderSpec:
