@@ -42,11 +42,18 @@ from sidecar.store.views import AgentView, ProfileView, ranked_profiles, usable_
 log = get_logger("sidecar.proxy")
 
 
+# How long a client that left mid-answer may have had all of it: the upstream's end often trails
+# its last event (the OpenAI SDK closes the connection at `data: [DONE]`, before the end of the
+# chunked body). The upstream request runs on this long at most before it is cancelled.
+END_GRACE_S = 1.0
+
+
 @dataclass
 class Exchange:
     """What one request turned out to be, for its log line and metrics."""
 
     method: str
+    path: str = "-"  # as requested, never with the query
     started: float = field(default_factory=time.perf_counter)
     agent: str = "-"
     provider: str = "-"
@@ -56,6 +63,21 @@ class Exchange:
     response_started: bool = False
     response_done: bool = False
     credential_s: float | None = None  # getting the credential (waiting on a refresh included)
+    body_sent: int = 0
+    body_expected: int | None = None  # the answer's length when its framing says it
+    upstream_ended: anyio.Event = field(default_factory=anyio.Event)  # its whole body relayed
+    client_left_after: int | None = None  # body bytes sent when the client was seen leaving
+
+    def client_has_all(self) -> bool:
+        return self.body_expected is not None and self.body_sent >= self.body_expected
+
+    def left_early(self) -> bool:
+        """Whether the client went away missing part of the answer: not once it had every
+        byte its framing announced, and not just before an upstream end that added nothing."""
+        left = self.client_left_after
+        if left is None or (self.body_expected is not None and left >= self.body_expected):
+            return False
+        return not (self.upstream_ended.is_set() and self.body_sent == left)
 
 
 class Proxy:
@@ -85,7 +107,7 @@ class Proxy:
         self._rank_cache: dict[tuple[str, str], tuple[AgentView, list[ProfileView]]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        ex = Exchange(method=scope["method"])
+        ex = Exchange(method=scope["method"], path=_path_of(scope))
         body = RequestBody(receive, self.settings.refresh.replay_body_limit_bytes)
         self.metrics.in_flight.inc()
         try:
@@ -316,6 +338,7 @@ class Proxy:
         ex: Exchange,
     ) -> None:
         ex.status = response.status_code
+        ex.body_expected = _body_length(response, ex.method)
         try:
             if body.complete and _may_stream(response):
                 async with anyio.create_task_group() as tg:
@@ -326,6 +349,8 @@ class Proxy:
                 await _relay_all(response, send, ex)
         finally:
             await response.aclose()
+        if ex.left_early() and ex.error is None:
+            ex.error = "client_disconnected"
 
     # --- errors and accounting --------------------------------------------------------------------
 
@@ -355,6 +380,7 @@ class Proxy:
         log.info(
             "request_completed",
             method=ex.method,
+            path=ex.path,
             agent=ex.agent,
             provider=ex.provider,
             profile=ex.profile,
@@ -367,6 +393,22 @@ class Proxy:
 
 def _reason(exc: httpx.TransportError) -> str:
     return type(exc.__cause__ or exc).__name__
+
+
+def _path_of(scope: Scope) -> str:
+    """The path as the client sent it (percent-encoding kept), for the log: ASGI's raw_path
+    has no query, and anything after a '?' is cut anyway, since a query may hold a key."""
+    raw: bytes = scope.get("raw_path") or scope["path"].encode()
+    return raw.partition(b"?")[0].decode("latin-1")
+
+
+def _body_length(response: httpx.Response, method: str) -> int | None:
+    """How many body bytes the client is to get, when the framing says it (RFC 9112 §6.3):
+    none for HEAD, 1xx, 204 and 304, else the Content-Length; None for a chunked body."""
+    if method == "HEAD" or response.status_code < 200 or response.status_code in (204, 304):
+        return 0
+    length = response.headers.get("content-length")
+    return int(length) if length is not None and length.isdigit() else None
 
 
 SMALL_BODY = 64 * 1024
@@ -398,6 +440,8 @@ async def _relay(response: httpx.Response, send: Send, ex: Exchange) -> None:
     try:
         async for chunk in response.aiter_raw():
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            ex.body_sent += len(chunk)
+        ex.upstream_ended.set()
     except httpx.HTTPError as exc:
         ex.error = "upstream_stream_failed"
         log.warning(
@@ -414,9 +458,16 @@ async def _relay(response: httpx.Response, send: Send, ex: Exchange) -> None:
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope, ex: Exchange) -> None:
+    """A client gone mid-answer cancels the upstream request: at once if it had every byte,
+    else once the upstream's end had END_GRACE_S to arrive (whether it missed anything is
+    decided after, by ``Exchange.left_early``)."""
     message: Message = await receive()
     while message["type"] != "http.disconnect":
         message = await receive()
-    if not ex.response_done:  # uvicorn also reports a disconnect once the response is sent
-        ex.error = "client_disconnected"
-        scope.cancel()
+    if ex.response_done:  # uvicorn also reports a disconnect once the response is sent
+        return
+    ex.client_left_after = ex.body_sent
+    if not ex.client_has_all():
+        with anyio.move_on_after(END_GRACE_S):
+            await ex.upstream_ended.wait()
+    scope.cancel()

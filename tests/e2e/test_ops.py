@@ -155,15 +155,17 @@ def test_metrics_count_requests_by_agent_and_provider(
 
 
 def test_one_log_line_per_request(sidecar: Running, fake: FakeUpstream, http: httpx.Client) -> None:
-    """Each proxied request logs request_completed with agent, provider, profile and status."""
+    """Each proxied request logs request_completed with method, path (never the query), agent,
+    provider, profile and status."""
     fake.expect(PREFIXES["openai"], [sidecar.canaries.keys["openai:personal"]])
     marker = {"X-OpenClaw-Agent": "personal"}
-    response = http.post(sidecar.url() + "/openai/v1/chat/completions", json=CHAT, headers=marker)
+    url = sidecar.url() + "/openai/v1/chat/completions?api-version=sk-query-0123456789abcdef"
+    response = http.post(url, json=CHAT, headers=marker)
     assert response.status_code == 200
 
     def personal_lines() -> list[dict[str, Any]]:
         return [
-            {k: e[k] for k in ("method", "agent", "provider", "profile", "status", "error")}
+            {k: e[k] for k in ("method", "path", "agent", "provider", "profile", "status", "error")}
             for e in sidecar.sidecar.log_events()
             if e.get("event") == "request_completed" and e.get("agent") == "personal"
         ]
@@ -172,6 +174,7 @@ def test_one_log_line_per_request(sidecar: Running, fake: FakeUpstream, http: ht
     assert lines == [
         {
             "method": "POST",
+            "path": "/openai/v1/chat/completions",
             "agent": "personal",
             "provider": "openai",
             "profile": "openai:personal",
@@ -179,6 +182,7 @@ def test_one_log_line_per_request(sidecar: Running, fake: FakeUpstream, http: ht
             "error": None,
         }
     ]
+    assert "sk-query" not in sidecar.sidecar.logs()
 
 
 def test_profile_added_while_running_is_used(
