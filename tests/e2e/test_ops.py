@@ -108,7 +108,9 @@ def test_readyz_corrupt_store(corrupt: Running, http: httpx.Client) -> None:
     """A store that does not parse: /readyz is 503 with the reason, /healthz still 200, a
     request is 500 store_unreadable, and the file is left byte for byte as it was."""
     profiles = corrupt.state_dir / "agents" / "main" / "agent" / "auth-profiles.json"
-    response = http.get(corrupt.url() + "/readyz")
+    # serve read the store once at start (its `serving` line): the change shows within the
+    # store's check interval.
+    response = until(lambda: http.get(corrupt.url() + "/readyz"), lambda r: r.status_code != 200)
     body = response.json()
     assert (response.status_code, body["status"], body["code"]) == (
         503,
