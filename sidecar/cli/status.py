@@ -32,8 +32,8 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     where = hints.install_args(settings.config_file, state_dir, os.environ)
     if not state_dir.is_dir():
         raise Missing(
-            f"the state dir {state_dir} does not exist: nothing to show. Pass --state-dir, or "
-            + hints.first_profile(where)
+            f"the state dir {state_dir} does not exist, so it has no profiles to show; pass "
+            f"another --state-dir, or {hints.first_profile(where)}"
         )
     if settings.fleet is None:
         views, errors = _views(store, [check_agent_id(args.agent)] if args.agent else None)
