@@ -25,6 +25,8 @@ contain a secret. Outside exceptions are translated at the boundary with ``raise
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class SidecarError(Exception):
     """Base of every error the sidecar reports to a user."""
@@ -41,8 +43,23 @@ class SidecarError(Exception):
 
 
 class ConfigError(SidecarError):
+    """``problems``: everything found wrong, each naming its key; ``message`` says them all on
+    one line (numbered when there are several), so one run of the sidecar reports every one."""
+
     code = "config_invalid"
     status = 500
+
+    def __init__(self, message: str, *, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems) or (message,)
+
+    @classmethod
+    def of(cls, problems: Sequence[str], *, where: str = "") -> ConfigError:
+        prefix = f"{where}: " if where else ""
+        if len(problems) == 1:
+            return cls(prefix + problems[0], problems=problems)
+        numbered = "; ".join(f"({i}) {p}" for i, p in enumerate(problems, 1))
+        return cls(f"{prefix}{len(problems)} errors: {numbered}", problems=problems)
 
 
 class StoreError(SidecarError):

@@ -1,12 +1,13 @@
-"""``serve``: wires the store, the clients, the refresher and one app per listener, binds every
-socket before serving, and runs them all in one event loop until SIGINT/SIGTERM."""
+"""``serve``: says what it serves, wires the store, the clients, the refresher and one app per
+listener, binds every socket before serving, and runs them all in one event loop until
+SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
 import contextlib
 import signal
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import anyio
@@ -14,11 +15,12 @@ import httpx
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from sidecar.auth import hints
 from sidecar.auth.credentials import CredentialResolver
 from sidecar.auth.outcomes import Outcomes
 from sidecar.auth.refresh import CALL_TIMEOUT_S, AuthLookup, Refresher
 from sidecar.config import Listener, Settings
-from sidecar.errors import ConfigError
+from sidecar.errors import ConfigError, SidecarError
 from sidecar.log import get_logger
 from sidecar.providers.catalog import ProviderSpec
 from sidecar.providers.grants import ProviderAuth
@@ -89,9 +91,44 @@ class _Server(uvicorn.Server):
         yield
 
 
+async def announce(
+    store: JsonStore | SqliteStore, settings: Settings, where: Sequence[str]
+) -> None:
+    """Says what is about to be served, before any listener: the ``serving`` line, and a
+    warning with the command to run when the state dir is missing or holds no profile."""
+    state_dir = store.layout.state_dir
+    agents = store.agents()
+    counts: dict[str, int] = {}
+    for agent in agents:
+        try:
+            view = await store.view(agent)
+        except SidecarError as exc:
+            log.warning("store_unreadable", agent=agent, code=exc.code, reason=exc.message)
+            continue
+        counts[agent] = sum(1 for v in view.profiles.values() if v.owner == agent)
+    log.info(
+        "serving",
+        state_dir=str(state_dir),
+        layout="sqlite" if isinstance(store, SqliteStore) else "json",
+        config=None if settings.config_file is None else str(settings.config_file),
+        profiles=counts,
+        default_agent=settings.default_agent,
+        listeners=[
+            {"address": f"{lst.host}:{lst.port}", "agents": [lst.agent] if lst.agent else agents}
+            for lst in settings.listeners
+        ],
+        **({"fleet": settings.fleet.prefix} if settings.fleet else {}),
+    )
+    if not state_dir.is_dir():
+        log.warning("state_dir_missing", state_dir=str(state_dir), hint=hints.first_profile(where))
+    elif not any(counts.values()) and settings.fleet is None:  # a fleet's are not counted
+        log.warning("no_profiles", state_dir=str(state_dir), hint=hints.first_profile(where))
+
+
 async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
     store = open_store(settings, environ)
-    log.info("store_opened", layout="sqlite" if isinstance(store, SqliteStore) else "json")
+    where = hints.install_args(settings.config_file, store.layout.state_dir, environ)
+    await announce(store, settings, where)
     source = with_fleet(store, settings)  # plus the fleet's Redis when [fleet] is configured
     sockets = [bind(listener) for listener in settings.listeners]
     metrics = Metrics()
@@ -115,6 +152,7 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
             home=store.home,
             secret_providers=lambda: store.config().secret_providers,
             clock=now_ms,
+            hint_args=where,
         )
         ops = create_ops(source, metrics, settings.default_agent)
         servers = []
@@ -128,6 +166,7 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
                 upstream=upstream,
                 metrics=metrics,
                 clock=now_ms,
+                hint_args=where,
             )
             config = uvicorn.Config(
                 create_app(proxy, ops),

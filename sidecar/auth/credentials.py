@@ -5,13 +5,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import anyio
 
+from sidecar.auth import hints
 from sidecar.auth.refresh import Refresher
 from sidecar.errors import NoProfile
 from sidecar.secret import Secret
@@ -47,8 +48,10 @@ class CredentialResolver:
         home: Path,
         secret_providers: Callable[[], Mapping[str, Mapping[str, Any]]],
         clock: Callable[[], int],
+        hint_args: Sequence[str] = (),
     ) -> None:
         self.refresher = refresher
+        self.hint_args = tuple(hint_args)  # --config / --state-dir for the commands hints name
         self.environ = environ
         self.home = home
         self.secret_providers = secret_providers
@@ -69,9 +72,9 @@ class CredentialResolver:
             )
         if isinstance(profile, TokenCredential):
             if profile.expires is not None and profile.expires <= self.clock():
+                renew = hints.renew_token(profile.provider, view.owner, view.id, self.hint_args)
                 raise NoProfile(
-                    f"token profile {view.id} expired; store a new one with "
-                    f"`openclaw-sidecar paste-token --provider {profile.provider}`"
+                    f"token profile {view.id} expired; store a new one in its place with {renew}"
                 )
             secret = await self._value(profile.token, profile.token_ref, view.id)
             return Credential(view.id, profile.provider, "token", secret)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from sidecar import log
 from sidecar.auth import cli_imports as imports
@@ -73,16 +75,38 @@ examples:
 """
 
 
+AGENT_HELP = f"the agent (default: {DEFAULT_AGENT})"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, except that a usage error is one line on stderr (exit 2) naming the problem
+    and where help is, like every other error of the command (argparse adds a usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        line = " ".join(message.split())
+        self.exit(2, f"{self.prog}: {line} (see `{self.prog} --help`)\n")
+
+
+def version() -> str:
+    try:
+        return importlib.metadata.version("openclaw-sidecar")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="openclaw-sidecar",
         description="A credential sidecar for AI agents: agents point their base URL at it and "
         "hold no secrets; it injects and refreshes OpenClaw auth profiles.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    common = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="what to do; each has --help"
+    )
+    common = Parser(add_help=False)
     common.add_argument(
         "--state-dir", help="OpenClaw state dir (default: $OPENCLAW_STATE_DIR, else ~/.openclaw)"
     )
@@ -114,10 +138,25 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(run=cmd_status)
 
     for name, what in (("paste-token", "token"), ("paste-api-key", "API key")):
-        p = sub.add_parser(name, parents=[common], help=f"store a {what} read from stdin")
-        p.add_argument("--provider", required=True)
-        p.add_argument("--agent", default=DEFAULT_AGENT)
+        p = sub.add_parser(
+            name, parents=[common], help=f"store a {what} read from stdin (hidden on a terminal)"
+        )
+        p.add_argument(
+            "--provider",
+            required=True,
+            help="provider id: a built-in one (openai, anthropic, openrouter) or a "
+            "[providers.X] of the config",
+        )
+        p.add_argument("--agent", default=DEFAULT_AGENT, help=AGENT_HELP)
         p.add_argument("--profile-id", help="default: <provider>:manual")
+        p.add_argument(
+            "--replace", action="store_true", help="overwrite the agent's profile of that id"
+        )
+        p.add_argument(
+            "--force",
+            action="store_true",
+            help="store it although the provider is unknown or the secret looks too short",
+        )
         if name == "paste-token":
             p.add_argument("--expires-in", help="e.g. 12h, 30d")
         p.set_defaults(run=cmd_paste)
@@ -130,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     lg.add_argument("--provider", required=True, help="openai-codex (alias openai), anthropic")
-    lg.add_argument("--agent", default=DEFAULT_AGENT)
+    lg.add_argument("--agent", default=DEFAULT_AGENT, help=AGENT_HELP)
     lg.add_argument("--profile-id", help="default: <provider>:<email of the account>")
     lg.add_argument("--no-browser", action="store_true", help="only print the URL to open")
     lg.add_argument(
@@ -146,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     im.add_argument("source", choices=imports.SOURCES, help="whose login to import")
-    im.add_argument("--agent", default=DEFAULT_AGENT)
+    im.add_argument("--agent", default=DEFAULT_AGENT, help=AGENT_HELP)
     im.add_argument("--path", help="the credential file (default: that CLI's own)")
     im.add_argument("--profile-id", help="default: anthropic:claude-cli / openai-codex:codex-cli")
     im.set_defaults(run=cmd_import)
@@ -157,14 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=FLEET_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    fleet_sub = fl.add_subparsers(dest="action", required=True, metavar="ACTION")
+    fleet_sub = fl.add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="push, pull or list"
+    )
     for action, what in (
         ("push", "move a local profile into the fleet (drops the local refresh token)"),
         ("pull", "move a fleet profile back into the local store"),
     ):
         fp = fleet_sub.add_parser(action, parents=[common], help=what)
-        fp.add_argument("--profile-id", required=True)
-        fp.add_argument("--agent", default=DEFAULT_AGENT)
+        fp.add_argument("--profile-id", required=True, help="the profile to move")
+        fp.add_argument("--agent", default=DEFAULT_AGENT, help=AGENT_HELP)
         fp.set_defaults(run=cmd_fleet)
     fls = fleet_sub.add_parser("list", parents=[common], help="the fleet's profiles, masked")
     fls.add_argument("--json", action="store_true", help="machine-readable output")

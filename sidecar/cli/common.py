@@ -20,6 +20,13 @@ class UsageError(SidecarError):
     status = 2
 
 
+class Missing(SidecarError):
+    """What the command needs is not there: the state dir, any profile."""
+
+    code = "not_found"
+    status = 404
+
+
 def settings_of(args: argparse.Namespace) -> Settings:
     settings = load_settings(Path(args.config) if args.config else None, os.environ)
     state_dir = Path(os.path.expanduser(args.state_dir)) if args.state_dir else None

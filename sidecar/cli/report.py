@@ -112,10 +112,11 @@ def report(
 
 
 def check_exit_code(doc: dict[str, Any]) -> int:
-    """``--check``: 1 if anything is expired or missing (or unreadable), else 2 if anything
-    is expiring, else 0 (OpenClaw's ``models status --check``)."""
+    """``--check``: 1 if anything is expired or missing (or unreadable), or there is no
+    profile at all, else 2 if anything is expiring, else 0 (OpenClaw's ``models status
+    --check``, plus "nothing to serve" as a failure)."""
     statuses = {p["status"] for a in doc["agents"] for p in a["profiles"]}
-    if doc["errors"] or statuses & {"expired", "missing"}:
+    if doc["errors"] or not statuses or statuses & {"expired", "missing"}:
         return 1
     return 2 if "expiring" in statuses else 0
 

@@ -13,7 +13,7 @@ import httpx
 
 from sidecar import server
 from sidecar.auth import cli_imports as imports
-from sidecar.auth import login
+from sidecar.auth import hints, login
 from sidecar.cli.common import UsageError, for_store, open_store, settings_of
 from sidecar.sources.openclaw.clock import now_ms
 from sidecar.sources.openclaw.layout import check_agent_id
@@ -36,13 +36,20 @@ def cmd_login(args: argparse.Namespace, out: TextIO) -> int:
     settings, agent, profile_id = settings_of(args), check_agent_id(args.agent), _profile_id(args)
     asked = args.provider.strip().lower()
     provider = "openai-codex" if asked == "openai" else asked  # one ChatGPT login (store §3)
+    spec = settings.providers.get(provider)
+    if spec is None:
+        raise UsageError(
+            f"--provider {asked[:80]}: not a provider the sidecar knows "
+            f"({', '.join(sorted(settings.providers))}); add [providers.{asked[:80]}] to the "
+            "config and pass --config"
+        )
     auth = server.auth_lookup(settings.providers)(provider)
     if auth is None or auth.authorize_url is None or auth.redirect_uri is None:
-        raise UsageError(
-            f"--provider {asked}: no browser login is configured; store its credential with "
-            "paste-api-key, or paste-token (Anthropic: claude setup-token | openclaw-sidecar "
-            "paste-token --provider anthropic)"
+        where = hints.install_args(
+            settings.config_file, server.state_dir_of(settings, os.environ), os.environ
         )
+        add = hints.add_profile(spec, agent, profile_id=profile_id, where=where)
+        raise UsageError(f"--provider {asked}: it has no browser login; {add}")
     if not 0 < args.timeout <= 3600:
         raise UsageError(f"--timeout {args.timeout:g}: give seconds above 0, at most 3600")
     if asked != provider:

@@ -9,10 +9,11 @@ from typing import Any, TextIO
 
 import anyio
 
+from sidecar.auth import hints
 from sidecar.cli import report as status
-from sidecar.cli.common import open_store, settings_of
+from sidecar.cli.common import Missing, open_store, settings_of
 from sidecar.config import Settings
-from sidecar.errors import SidecarError, StoreUnsupported
+from sidecar.errors import SidecarError, StoreError, StoreUnsupported
 from sidecar.sources import choice as sources
 from sidecar.sources.fleet.composite import CompositeSource, with_fleet
 from sidecar.sources.interface import CredentialSource
@@ -24,8 +25,17 @@ from sidecar.sources.openclaw_sqlite.store import SqliteStore
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    """The report on stdout; an unreadable store, a missing state dir and (with --check) no
+    profiles at all are errors: one line on stderr (main writes it) and exit 1."""
     store = open_store(args, os.environ)
     settings = settings_of(args)
+    state_dir = store.layout.state_dir
+    where = hints.install_args(settings.config_file, state_dir, os.environ)
+    if not state_dir.is_dir():
+        raise Missing(
+            f"the state dir {state_dir} does not exist, so it has no profiles to show; pass "
+            f"another --state-dir, or {hints.first_profile(where)}"
+        )
     if settings.fleet is None:
         views, errors = _views(store, [check_agent_id(args.agent)] if args.agent else None)
     else:  # the fleet's profiles too: their source is the fleet's redis:// origin
@@ -37,7 +47,13 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
         out.write(json.dumps(doc, indent=2) + "\n")
     else:
         out.write(_status_table(doc))
-    return status.check_exit_code(doc) if args.check else 0
+    if doc["errors"]:
+        raise StoreError("; ".join(f"agent {e['agent']}: {e['message']}" for e in doc["errors"]))
+    if not args.check:
+        return 0
+    if not any(agent["profiles"] for agent in doc["agents"]):
+        raise Missing(f"no profiles in {state_dir}: {hints.first_profile(where)}")
+    return status.check_exit_code(doc)
 
 
 Views = tuple[list[AgentView], list[dict[str, str]]]
@@ -102,5 +118,4 @@ def _status_table(doc: dict[str, Any]) -> str:
             )
         lines += [f"  skipped {s['profileId']}: {s['reason']}" for s in agent["skipped"]]
         lines += [f"  note: {n}" for n in agent.get("notices", ())]
-    lines += [f"agent {e['agent']}: {e['code']}: {e['message']}" for e in doc["errors"]]
-    return "\n".join(lines) + "\n"
+    return "".join(line + "\n" for line in lines)

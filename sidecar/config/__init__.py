@@ -5,7 +5,7 @@ finds and reads the file and the listeners' client-token files.
 """
 
 from sidecar.config.load import load_settings, read_client_token, with_overrides
-from sidecar.config.parse import check_listeners, is_loopback, parse_settings
+from sidecar.config.parse import check_listeners, config_keys, is_loopback, parse_settings
 from sidecar.config.settings import (
     CONFIG_ENV,
     DEFAULT_HOST,
@@ -35,6 +35,7 @@ __all__ = [
     "Settings",
     "UpstreamSettings",
     "check_listeners",
+    "config_keys",
     "is_loopback",
     "load_settings",
     "parse_settings",

@@ -36,22 +36,30 @@ def read_client_token(listener: Listener, index: int) -> str:
     return token
 
 
-def _check_tls_files(settings: Settings) -> None:
-    for i, listener in enumerate(settings.listeners):
-        for name in ("tls_cert_file", "tls_key_file"):
-            path = getattr(listener, name)
-            if path is not None and not os.access(path, os.R_OK):
-                raise ConfigError(f"listeners[{i}].{name}: cannot read {path}")
-
-
-def _with_client_tokens(settings: Settings) -> Settings:
-    listeners = tuple(
-        replace(listener, client_token=Secret(read_client_token(listener, i)))
-        if listener.client_token_file is not None
-        else listener
+def _unreadable_tls_files(settings: Settings) -> list[str]:
+    return [
+        f"listeners[{i}].{name}: cannot read {path}"
         for i, listener in enumerate(settings.listeners)
-    )
-    return replace(settings, listeners=listeners)
+        for name in ("tls_cert_file", "tls_key_file")
+        if (path := getattr(listener, name)) is not None and not os.access(path, os.R_OK)
+    ]
+
+
+def _with_client_token(listener: Listener, index: int) -> Listener:
+    if listener.client_token_file is None:
+        return listener
+    return replace(listener, client_token=Secret(read_client_token(listener, index)))
+
+
+def _with_client_tokens(settings: Settings, problems: list[str]) -> Settings:
+    """The listeners with their client tokens read; each file that fails adds a problem."""
+    listeners = []
+    for i, listener in enumerate(settings.listeners):
+        try:
+            listeners.append(_with_client_token(listener, i))
+        except ConfigError as exc:
+            problems += exc.problems
+    return replace(settings, listeners=tuple(listeners))
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -76,11 +84,11 @@ def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
     if chosen is None:
         return Settings()
     settings = parse_settings(_read_toml(chosen), source=str(chosen))
-    try:
-        _check_tls_files(settings)
-        return _with_client_tokens(settings)
-    except ConfigError as exc:
-        raise ConfigError(f"{chosen}: {exc.message}") from None
+    problems = _unreadable_tls_files(settings)
+    settings = _with_client_tokens(settings, problems)
+    if problems:
+        raise ConfigError.of(problems, where=str(chosen))
+    return replace(settings, config_file=chosen)
 
 
 def with_overrides(
@@ -103,6 +111,6 @@ def with_overrides(
             listeners = (first, *listeners[1:])
             check_listeners(listeners)
         except ConfigError as exc:
-            raise ConfigError(f"command line: {exc.message}") from None
+            raise ConfigError.of(exc.problems, where="command line") from None
     new_dir = settings.state_dir if state_dir is None else state_dir.expanduser()
     return replace(settings, listeners=listeners, state_dir=new_dir)

@@ -1,13 +1,17 @@
-"""``parse_settings``: pure validation of the parsed TOML; every error names its dotted key."""
+"""``parse_settings``: pure validation of the parsed TOML; every error names its dotted key.
+
+Parsing goes on past a bad value: tables collect the problems of all their keys (and lists of
+tables those of all their items) and raise them together, so one run reports every mistake.
+"""
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, TypeVar
 from urllib.parse import urlsplit
 
 from sidecar.config.settings import (
@@ -144,6 +148,7 @@ def _is_header_auth(value: str) -> bool:
 # ---- tables
 
 Fields = Mapping[str, Callable[[object, str], Any]]
+T = TypeVar("T")
 
 
 def _table(value: object, key: str) -> Mapping[str, object]:
@@ -152,17 +157,45 @@ def _table(value: object, key: str) -> Mapping[str, object]:
     return value
 
 
-def _fields(value: object, key: str, fields: Fields) -> dict[str, Any]:
-    """The table's keys parsed by ``fields``; unknown keys are refused, naming each."""
+def _fields(
+    value: object, key: str, fields: Fields, required: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The table's keys parsed by ``fields``. Every problem is raised at once: the unknown keys
+    (named together), each bad value in the file's order, then each missing ``required`` key
+    (with what it must be)."""
     table = _table(value, key)
+    prefix = f"{key}." if key else ""
+    problems: list[str] = []
     unknown = sorted(str(name) for name in table if name not in fields)
     if unknown:
-        named = ", ".join(f"{key}.{name}" if key else name for name in unknown)
-        raise ConfigError(f"{named}: unknown key; expected one of {', '.join(sorted(fields))}")
-    prefix = f"{key}." if key else ""
-    return {
-        name: parse(table[name], prefix + name) for name, parse in fields.items() if name in table
-    }
+        named = ", ".join(prefix + name for name in unknown)
+        problems.append(f"{named}: unknown key; expected one of {', '.join(sorted(fields))}")
+    parsed: dict[str, Any] = {}
+    for name, raw in table.items():
+        if name in fields:
+            try:
+                parsed[name] = fields[name](raw, prefix + name)
+            except ConfigError as exc:
+                problems += exc.problems
+    missing = (name for name in required or {} if name not in table)
+    problems += [f"{prefix}{name}: missing; {(required or {})[name]}" for name in missing]
+    if problems:
+        raise ConfigError.of(problems)
+    return parsed
+
+
+def _parse_all(items: Iterable[tuple[object, str]], parse: Callable[[object, str], T]) -> list[T]:
+    """``parse`` on every (value, key), going on past failures: all problems raised together."""
+    parsed: list[T] = []
+    problems: list[str] = []
+    for value, key in items:
+        try:
+            parsed.append(parse(value, key))
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise ConfigError.of(problems)
+    return parsed
 
 
 _LISTENER_FIELDS: Fields = {
@@ -206,24 +239,20 @@ _FLEET_FIELDS: Fields = {"url_file": _path, "key_file": _path, "prefix": _name}
 
 
 def _fleet(value: object, key: str) -> FleetSettings:
-    values = _fields(value, key, _FLEET_FIELDS)
-    for required in ("url_file", "key_file"):
-        if required not in values:
-            raise ConfigError(f"{key}.{required}: missing; must be a path string")
-    return FleetSettings(**values)
+    required = {"url_file": "must be a path string", "key_file": "must be a path string"}
+    return FleetSettings(**_fields(value, key, _FLEET_FIELDS, required))
 
 
 def _listener(value: object, key: str) -> Listener:
-    values = _fields(value, key, _LISTENER_FIELDS)
-    if "port" not in values:
-        raise ConfigError(f"{key}.port: missing; must be an integer 1-65535")
-    return Listener(**values)
+    required = {"port": "must be an integer 1-65535"}
+    return Listener(**_fields(value, key, _LISTENER_FIELDS, required))
 
 
 def _listeners(value: object, key: str) -> tuple[Listener, ...]:
     if not isinstance(value, list) or not value:
         raise ConfigError(f"{key}: must be a non-empty array of tables ([[listeners]])")
-    listeners = tuple(_listener(item, f"{key}[{i}]") for i, item in enumerate(value))
+    items = ((item, f"{key}[{i}]") for i, item in enumerate(value))
+    listeners = tuple(_parse_all(items, _listener))
     check_listeners(listeners)
     return listeners
 
@@ -241,48 +270,66 @@ def is_loopback(host: str) -> bool:
 def check_listeners(listeners: tuple[Listener, ...]) -> None:
     """Refuses duplicate addresses and network-facing listeners without caller auth."""
     seen: dict[tuple[str, int], int] = {}
+    problems: list[str] = []
     for i, listener in enumerate(listeners):
         address = (listener.host, listener.port)
         if address in seen:
-            raise ConfigError(
+            problems.append(
                 f"listeners[{i}].port: {listener.host}:{listener.port} "
                 f"is already used by listeners[{seen[address]}]"
             )
-        seen[address] = i
-        _check_tls(i, listener)
-        if is_loopback(listener.host):
-            continue
-        if listener.client_token_file is None:
-            raise ConfigError(
-                f"listeners[{i}].host: {listener.host} is not a loopback address, so this "
-                "listener needs a client_token_file: credentials must not be offered to the "
-                "network without caller auth"
-            )
-        if listener.tls_cert_file is None and not listener.plaintext:
-            raise ConfigError(
-                f"listeners[{i}].host: {listener.host} is not a loopback address, so this "
-                f"listener needs listeners[{i}].tls_cert_file and listeners[{i}].tls_key_file "
-                "(or plaintext = true, only inside a container or pod no other host reaches)"
-            )
+        seen.setdefault(address, i)
+        problem = _tls_pair_problem(i, listener) or _exposure_problem(i, listener)
+        problems += [problem] if problem else []
+    if problems:
+        raise ConfigError.of(problems)
 
 
-def _check_tls(i: int, listener: Listener) -> None:
+def _tls_pair_problem(i: int, listener: Listener) -> str | None:
     if (listener.tls_cert_file is None) != (listener.tls_key_file is None):
         missing = "tls_key_file" if listener.tls_key_file is None else "tls_cert_file"
-        raise ConfigError(f"listeners[{i}].{missing}: TLS needs both a certificate and its key")
+        return f"listeners[{i}].{missing}: TLS needs both a certificate and its key"
+    return None
 
 
-def _provider(name: str, value: object) -> ProviderSpec:
+def _exposure_problem(i: int, listener: Listener) -> str | None:
+    """A listener other hosts can reach needs caller auth first, then TLS (or plaintext)."""
+    if is_loopback(listener.host):
+        return None
+    if listener.client_token_file is None:
+        return (
+            f"listeners[{i}].host: {listener.host} is not a loopback address, so this "
+            "listener needs a client_token_file: credentials must not be offered to the "
+            "network without caller auth"
+        )
+    if listener.tls_cert_file is None and not listener.plaintext:
+        return (
+            f"listeners[{i}].host: {listener.host} is not a loopback address, so this "
+            f"listener needs listeners[{i}].tls_cert_file and listeners[{i}].tls_key_file "
+            "(or plaintext = true, only inside a container or pod no other host reaches)"
+        )
+    return None
+
+
+def _provider(value: object, name: str) -> ProviderSpec:
     key = f"providers.{name}"
-    _name(name, key)
+    problems: list[str] = []
+    try:
+        _name(name, key)
+    except ConfigError as exc:
+        problems += exc.problems
     if name in RESERVED_PROVIDER_NAMES:
-        raise ConfigError(f"{key}: the name {name!r} is reserved for the sidecar's own paths")
-    values = _fields(value, key, _PROVIDER_FIELDS)
+        problems.append(f"{key}: the name {name!r} is reserved for the sidecar's own paths")
     builtin = BUILTIN_PROVIDERS.get(name)
+    required = {} if builtin else {"base_url": "a new provider needs its base URL"}
+    try:
+        values = _fields(value, key, _PROVIDER_FIELDS, required)
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems:
+        raise ConfigError.of(problems)
     if builtin is not None:
         return replace(builtin, **values)
-    if "base_url" not in values:
-        raise ConfigError(f"{key}.base_url: missing; a new provider needs its base URL")
     kind = values.setdefault("kind", "generic")
     values.setdefault("auth", "x-api-key" if kind == "anthropic" else "bearer")
     values.setdefault("error_style", "anthropic" if kind == "anthropic" else "openai")
@@ -290,10 +337,9 @@ def _provider(name: str, value: object) -> ProviderSpec:
 
 
 def _providers(value: object, key: str) -> Mapping[str, ProviderSpec]:
-    merged = dict(BUILTIN_PROVIDERS)
-    for name, table in _table(value, key).items():
-        merged[name] = _provider(str(name), table)
-    return MappingProxyType(merged)
+    tables = _table(value, key)
+    specs = _parse_all(((table, str(name)) for name, table in tables.items()), _provider)
+    return MappingProxyType({**BUILTIN_PROVIDERS, **{spec.name: spec for spec in specs}})
 
 
 _TOP_FIELDS: Fields = {
@@ -309,9 +355,32 @@ _TOP_FIELDS: Fields = {
 }
 
 
+# Every table of the file and its keys ("providers.*": each [providers.X]); the README's
+# configuration section documents each key (tests/config/test_config.py holds it to that).
+TABLES: Mapping[str, Fields] = MappingProxyType(
+    {
+        "": _TOP_FIELDS,
+        "listeners": _LISTENER_FIELDS,
+        "providers.*": _PROVIDER_FIELDS,
+        "refresh": _REFRESH_FIELDS,
+        "upstream": _UPSTREAM_FIELDS,
+        "log": _LOG_FIELDS,
+        "fleet": _FLEET_FIELDS,
+    }
+)
+
+
+def config_keys() -> list[str]:
+    """Every key the parser accepts, dotted: ``state_dir``, ``listeners.port``,
+    ``providers.*.base_url``."""
+    return [
+        f"{table}.{name}" if table else name for table, fields in TABLES.items() for name in fields
+    ]
+
+
 def parse_settings(doc: Mapping[str, object], *, source: str) -> Settings:
     """Validates a parsed TOML document completely; errors name ``source`` and the key."""
     try:
         return Settings(**_fields(doc, "", _TOP_FIELDS))
     except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc.message}") from None
+        raise ConfigError.of(exc.problems, where=source) from None

@@ -92,3 +92,6 @@ class Settings:
     clients: ClientSettings = ClientSettings()
     log: LogSettings = LogSettings()
     fleet: FleetSettings | None = None
+    # Not a key: the file these settings were read from, named in the commands that hints
+    # suggest so that they read the same providers and state dir.
+    config_file: Path | None = None

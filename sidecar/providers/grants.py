@@ -254,9 +254,10 @@ def _error_code(data: dict[str, object] | None) -> str | None:
 
 def _reauth_message(auth: ProviderAuth, reason: str) -> str:
     if auth.style == "openai":
+        login = "openai-codex" if auth.provider == "openai" else auth.provider  # store spec §3
         return (
             f"{auth.provider} refused the sign-in ({reason}); sign in again with: "
-            "openclaw-sidecar login --provider openai-codex"
+            f"openclaw-sidecar login --provider {login}"
         )
     return (
         f"{auth.provider} refused the sign-in ({reason}); get a new token with "

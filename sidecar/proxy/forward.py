@@ -7,7 +7,7 @@ calls them in order and does the sending. One line is logged per request.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,7 @@ import anyio
 import httpx
 from starlette.types import Message, Receive, Scope, Send
 
+from sidecar.auth import hints
 from sidecar.auth.credentials import Credential, CredentialResolver
 from sidecar.auth.outcomes import Outcomes
 from sidecar.config import Listener, Settings
@@ -43,11 +44,18 @@ from sidecar.sources.openclaw.views import AgentView, ProfileView, ranked_profil
 log = get_logger("sidecar.proxy")
 
 
+# How long a client that left mid-answer may have had all of it: the upstream's end often trails
+# its last event (the OpenAI SDK closes the connection at `data: [DONE]`, before the end of the
+# chunked body). The upstream request runs on this long at most before it is cancelled.
+END_GRACE_S = 1.0
+
+
 @dataclass
 class Exchange:
     """What one request turned out to be, for its log line and metrics."""
 
     method: str
+    path: str = "-"  # as requested, never with the query
     started: float = field(default_factory=time.perf_counter)
     agent: str = "-"
     provider: str = "-"
@@ -57,6 +65,21 @@ class Exchange:
     response_started: bool = False
     response_done: bool = False
     credential_s: float | None = None  # getting the credential (waiting on a refresh included)
+    body_sent: int = 0
+    body_expected: int | None = None  # the answer's length when its framing says it
+    upstream_ended: anyio.Event = field(default_factory=anyio.Event)  # its whole body relayed
+    client_left_after: int | None = None  # body bytes sent when the client was seen leaving
+
+    def client_has_all(self) -> bool:
+        return self.body_expected is not None and self.body_sent >= self.body_expected
+
+    def left_early(self) -> bool:
+        """Whether the client went away missing part of the answer: not once it had every
+        byte its framing announced, and not just before an upstream end that added nothing."""
+        left = self.client_left_after
+        if left is None or (self.body_expected is not None and left >= self.body_expected):
+            return False
+        return not (self.upstream_ended.is_set() and self.body_sent == left)
 
 
 class Proxy:
@@ -71,6 +94,7 @@ class Proxy:
         upstream: Upstream,
         metrics: Metrics,
         clock: Callable[[], int],
+        hint_args: Sequence[str] = (),
     ) -> None:
         self.settings = settings
         self.listener = listener
@@ -80,11 +104,12 @@ class Proxy:
         self.upstream = upstream
         self.metrics = metrics
         self.clock = clock
+        self.hint_args = tuple(hint_args)  # --config / --state-dir for the commands hints name
         self.codex = settings.providers.get("openai-codex")
         self._rank_cache: dict[tuple[str, str], tuple[AgentView, list[ProfileView]]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        ex = Exchange(method=scope["method"])
+        ex = Exchange(method=scope["method"], path=_path_of(scope))
         body = RequestBody(receive, self.settings.refresh.replay_body_limit_bytes)
         self.metrics.in_flight.inc()
         try:
@@ -171,7 +196,8 @@ class Proxy:
                 raise view.unreadable
             if pinned is None or not self._serves(route.provider, pinned, pinned=True):
                 raise NoProfile(
-                    f"agent {route.agent!r} has no {route.provider} profile {route.profile_id!r}"
+                    f"agent {route.agent!r} has no {route.provider} profile "
+                    f"{route.profile_id!r}; {self._add_hint(route)}"
                 )
             return iter([pinned])
         ranked = self._ranked(route, view)
@@ -231,9 +257,13 @@ class Proxy:
         if view.unreadable is not None:
             raise view.unreadable  # the profile may be among those that could not be read
         raise NoProfile(
-            f"agent {route.agent!r} has no {route.provider} profile; add one with "
-            f"`openclaw-sidecar paste-api-key --provider {route.provider} "
-            f"--agent {route.agent}` (or login / paste-token)"
+            f"agent {route.agent!r} has no {route.provider} profile; {self._add_hint(route)}"
+        )
+
+    def _add_hint(self, route: Route) -> str:
+        spec = self.settings.providers[route.provider]
+        return hints.add_profile(
+            spec, route.agent, profile_id=route.profile_id, where=self.hint_args
         )
 
     def _spec_for(self, provider: str, cred: Credential) -> ProviderSpec:
@@ -311,6 +341,7 @@ class Proxy:
         ex: Exchange,
     ) -> None:
         ex.status = response.status_code
+        ex.body_expected = _body_length(response, ex.method)
         try:
             if body.complete and _may_stream(response):
                 async with anyio.create_task_group() as tg:
@@ -321,6 +352,8 @@ class Proxy:
                 await _relay_all(response, send, ex)
         finally:
             await response.aclose()
+        if ex.left_early() and ex.error is None:
+            ex.error = "client_disconnected"
 
     # --- errors and accounting --------------------------------------------------------------------
 
@@ -350,6 +383,7 @@ class Proxy:
         log.info(
             "request_completed",
             method=ex.method,
+            path=ex.path,
             agent=ex.agent,
             provider=ex.provider,
             profile=ex.profile,
@@ -362,6 +396,22 @@ class Proxy:
 
 def _reason(exc: httpx.TransportError) -> str:
     return type(exc.__cause__ or exc).__name__
+
+
+def _path_of(scope: Scope) -> str:
+    """The path as the client sent it (percent-encoding kept), for the log: ASGI's raw_path
+    has no query, and anything after a '?' is cut anyway, since a query may hold a key."""
+    raw: bytes = scope.get("raw_path") or scope["path"].encode()
+    return raw.partition(b"?")[0].decode("latin-1")
+
+
+def _body_length(response: httpx.Response, method: str) -> int | None:
+    """How many body bytes the client is to get, when the framing says it (RFC 9112 §6.3):
+    none for HEAD, 1xx, 204 and 304, else the Content-Length; None for a chunked body."""
+    if method == "HEAD" or response.status_code < 200 or response.status_code in (204, 304):
+        return 0
+    length = response.headers.get("content-length")
+    return int(length) if length is not None and length.isdigit() else None
 
 
 SMALL_BODY = 64 * 1024
@@ -393,6 +443,8 @@ async def _relay(response: httpx.Response, send: Send, ex: Exchange) -> None:
     try:
         async for chunk in response.aiter_raw():
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            ex.body_sent += len(chunk)
+        ex.upstream_ended.set()
     except httpx.HTTPError as exc:
         ex.error = "upstream_stream_failed"
         log.warning(
@@ -409,9 +461,16 @@ async def _relay(response: httpx.Response, send: Send, ex: Exchange) -> None:
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope, ex: Exchange) -> None:
+    """A client gone mid-answer cancels the upstream request: at once if it had every byte,
+    else once the upstream's end had END_GRACE_S to arrive (whether it missed anything is
+    decided after, by ``Exchange.left_early``)."""
     message: Message = await receive()
     while message["type"] != "http.disconnect":
         message = await receive()
-    if not ex.response_done:  # uvicorn also reports a disconnect once the response is sent
-        ex.error = "client_disconnected"
-        scope.cancel()
+    if ex.response_done:  # uvicorn also reports a disconnect once the response is sent
+        return
+    ex.client_left_after = ex.body_sent
+    if not ex.client_has_all():
+        with anyio.move_on_after(END_GRACE_S):
+            await ex.upstream_ended.wait()
+    scope.cancel()

@@ -160,8 +160,14 @@ async def test_static_profiles_resolve_to_their_secret(
         (
             {"type": "token", "provider": "anthropic", "token": "tok", "expires": NOW},
             NoProfile,
-            "token profile p:x expired; store a new one with "
-            "`openclaw-sidecar paste-token --provider anthropic`",
+            "token profile p:x expired; store a new one in its place with `claude setup-token "
+            "| openclaw-sidecar paste-token --provider anthropic --profile-id p:x --replace`",
+        ),
+        (
+            {"type": "token", "provider": "openrouter", "token": "tok", "expires": NOW},
+            NoProfile,
+            "token profile p:x expired; store a new one in its place with "
+            "`openclaw-sidecar paste-token --provider openrouter --profile-id p:x --replace`",
         ),
         (
             {"type": "api_key", "provider": "openai"},
@@ -174,7 +180,7 @@ async def test_static_profiles_resolve_to_their_secret(
             "environment variable UNSET_VAR is not set or empty",
         ),
     ],
-    ids=["expired-token", "no-secret", "unset-env"],
+    ids=["expired-setup-token", "expired-token", "no-secret", "unset-env"],
 )
 async def test_unusable_static_profiles_are_refused(
     s: Setup, profile: dict[str, Any], error: type[Exception], message: str

@@ -407,9 +407,14 @@ def run_cli(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
         (
             ["--provider", "openrouter"],
             2,
-            "--provider openrouter: no browser login is configured; store its credential with "
-            "paste-api-key, or paste-token (Anthropic: claude setup-token | openclaw-sidecar "
-            "paste-token --provider anthropic)",
+            "--provider openrouter: it has no browser login; add one with `openclaw-sidecar "
+            "paste-api-key --provider openrouter --config {config} --state-dir {state}`",
+        ),
+        (
+            ["--provider", "my-llm", "--agent", "work"],
+            2,
+            "--provider my-llm: not a provider the sidecar knows (anthropic, openai, "
+            "openai-codex, openrouter); add [providers.my-llm] to the config and pass --config",
         ),
         (
             ["--provider", "openai-codex", "--profile-id", "work"],
@@ -432,7 +437,8 @@ def test_login_refuses_bad_arguments(
     assert (result.returncode, result.stdout) == (code, "")
     assert len(result.stderr.splitlines()) == 1
     if message is not None:
-        assert result.stderr == f"openclaw-sidecar: {message}\n"
+        shown = message.format(config=env.config, state=env.state)
+        assert result.stderr == f"openclaw-sidecar: {shown}\n"
 
 
 def test_login_help_has_examples(env: Env) -> None:

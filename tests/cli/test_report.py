@@ -191,7 +191,7 @@ def _doc(statuses: list[str], errors: list[dict[str, str]] | None = None) -> dic
 @pytest.mark.parametrize(
     ("statuses", "errors", "code"),
     [
-        ([], None, 0),
+        ([], None, 1),
         (["ok", "static"], None, 0),
         (["ok", "expiring"], None, 2),
         (["expiring", "expired"], None, 1),
@@ -202,7 +202,7 @@ def _doc(statuses: list[str], errors: list[dict[str, str]] | None = None) -> dic
 def test_check_exit_codes(
     statuses: list[str], errors: list[dict[str, str]] | None, code: int
 ) -> None:
-    """--check: 1 for expired, missing or unreadable; else 2 for expiring; else 0."""
+    """--check: 1 for expired, missing, unreadable or no profiles; else 2 for expiring; else 0."""
     assert status.check_exit_code(_doc(statuses, errors)) == code
 
 

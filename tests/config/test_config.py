@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +18,7 @@ from sidecar.config import (
     RefreshSettings,
     Settings,
     UpstreamSettings,
+    config_keys,
     load_settings,
     parse_settings,
     read_client_token,
@@ -583,3 +588,93 @@ def test_unreadable_tls_files_fail_at_start_up(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"listeners\[0\]\.tls_cert_file: cannot read"):
         load_settings(config, {})
+
+
+def test_every_config_error_is_reported_at_once() -> None:
+    """A config with several mistakes names each of them, numbered, in one message: unknown
+    keys first, then the others in the file's order."""
+    doc = {
+        "colour": "red",
+        "listeners": [{"port": 0}, {"host": "bad host"}],
+        "providers": {"My LLM": {"base_url": "ftp://x"}, "new": {}},
+        "refresh": {"timeout_seconds": 0, "margin_seconds": -1},
+        "log": {"level": "loud"},
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(doc, source=SOURCE)
+    problems = [
+        "colour: unknown key; expected one of clients, default_agent, fleet, listeners, log, "
+        "providers, refresh, state_dir, upstream",
+        "listeners[0].port: must be an integer 1-65535",
+        "listeners[1].host: must be an IP address or a host name",
+        "listeners[1].port: missing; must be an integer 1-65535",
+        "providers.My LLM: must match ^[a-z0-9][a-z0-9_-]{0,63}$",
+        "providers.My LLM.base_url: must be an http(s) URL with a host and no query, fragment "
+        "or credentials",
+        "providers.new.base_url: missing; a new provider needs its base URL",
+        "refresh.timeout_seconds: must be a number of seconds above 0 and below 120",
+        "refresh.margin_seconds: must be a number of seconds, 0 or more",
+        "log.level: must be one of debug, info, warning, error",
+    ]
+    numbered = "; ".join(f"({i}) {p}" for i, p in enumerate(problems, 1))
+    assert caught.value.message == f"{SOURCE}: {len(problems)} errors: {numbered}"
+    assert "\n" not in caught.value.message
+    assert caught.value.problems == tuple(problems)
+
+
+def test_every_listener_problem_is_reported_at_once() -> None:
+    """Duplicate addresses and a network listener without caller auth are all named."""
+    doc = {"listeners": [{"port": 1}, {"port": 1}, {"port": 2, "host": "0.0.0.0"}]}
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(doc, source=SOURCE)
+    assert caught.value.problems == (
+        "listeners[1].port: 127.0.0.1:1 is already used by listeners[0]",
+        "listeners[2].host: 0.0.0.0 is not a loopback address, so this listener needs a "
+        "client_token_file: credentials must not be offered to the network without caller auth",
+    )
+
+
+def test_every_unreadable_file_is_reported_at_once(tmp_path: Path) -> None:
+    """Load names each missing client token file and TLS file, not only the first."""
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[[listeners]]\nport = 1\nclient_token_file = "/nonexistent/a"\n'
+        '[[listeners]]\nport = 2\nclient_token_file = "/nonexistent/b"\n'
+        'tls_cert_file = "/nonexistent/cert"\ntls_key_file = "/nonexistent/key"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, {})
+    assert caught.value.problems == (
+        "listeners[1].tls_cert_file: cannot read /nonexistent/cert",
+        "listeners[1].tls_key_file: cannot read /nonexistent/key",
+        "listeners[0].client_token_file: cannot read /nonexistent/a: No such file or directory",
+        "listeners[1].client_token_file: cannot read /nonexistent/b: No such file or directory",
+    )
+    assert caught.value.message.startswith(f"{config}: 4 errors: (1) listeners[1].tls_cert_file")
+
+
+def _documented_keys(doc: Mapping[str, Any]) -> set[str]:
+    """The dotted keys a TOML document uses, named as ``config_keys`` names them."""
+    keys: set[str] = set()
+    for name, value in doc.items():
+        keys.add(name)
+        tables = (
+            value.values() if name == "providers" else value if isinstance(value, list) else [value]
+        )
+        prefix = "providers.*" if name == "providers" else name
+        keys |= {f"{prefix}.{key}" for table in tables if isinstance(table, dict) for key in table}
+    return keys
+
+
+def test_every_config_key_is_documented() -> None:
+    """Each key the parser accepts appears in the README's configuration examples, and every
+    example there is a valid configuration."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    documented: set[str] = set()
+    for block in re.findall(r"```toml\n(.*?)```", section, flags=re.DOTALL):
+        doc = tomllib.loads(block)
+        parse_settings(doc, source="README.md")
+        documented |= _documented_keys(doc)
+    assert sorted(set(config_keys()) - documented) == []

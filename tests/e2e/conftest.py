@@ -26,6 +26,7 @@ import httpx
 import httpx2
 import pytest
 
+from sidecar.providers.catalog import BUILTIN_PROVIDERS
 from tests.e2e.sidecar import (
     Sidecar,
     cli_env,
@@ -291,6 +292,8 @@ def seed(env: Mapping[str, str], profile: Profile) -> None:
     """Store one profile with the real CLI, the secret on stdin."""
     command = "paste-api-key" if profile.kind == "api_key" else "paste-token"
     args = [command, "--provider", profile.provider, "--agent", profile.agent]
+    if profile.provider not in BUILTIN_PROVIDERS:  # my-llm: only the sidecar's config knows it
+        args.append("--force")
     done = run_cli([*args, "--profile-id", profile.profile_id], env, stdin=profile.secret + "\n")
     assert done.returncode == 0, done.stderr
     assert profile.secret not in done.stdout + done.stderr

@@ -108,7 +108,9 @@ def test_readyz_corrupt_store(corrupt: Running, http: httpx.Client) -> None:
     """A store that does not parse: /readyz is 503 with the reason, /healthz still 200, a
     request is 500 store_unreadable, and the file is left byte for byte as it was."""
     profiles = corrupt.state_dir / "agents" / "main" / "agent" / "auth-profiles.json"
-    response = http.get(corrupt.url() + "/readyz")
+    # serve read the store once at start (its `serving` line): the change shows within the
+    # store's check interval.
+    response = until(lambda: http.get(corrupt.url() + "/readyz"), lambda r: r.status_code != 200)
     body = response.json()
     assert (response.status_code, body["status"], body["code"]) == (
         503,
@@ -155,15 +157,17 @@ def test_metrics_count_requests_by_agent_and_provider(
 
 
 def test_one_log_line_per_request(sidecar: Running, fake: FakeUpstream, http: httpx.Client) -> None:
-    """Each proxied request logs request_completed with agent, provider, profile and status."""
+    """Each proxied request logs request_completed with method, path (never the query), agent,
+    provider, profile and status."""
     fake.expect(PREFIXES["openai"], [sidecar.canaries.keys["openai:personal"]])
     marker = {"X-OpenClaw-Agent": "personal"}
-    response = http.post(sidecar.url() + "/openai/v1/chat/completions", json=CHAT, headers=marker)
+    url = sidecar.url() + "/openai/v1/chat/completions?api-version=sk-query-0123456789abcdef"
+    response = http.post(url, json=CHAT, headers=marker)
     assert response.status_code == 200
 
     def personal_lines() -> list[dict[str, Any]]:
         return [
-            {k: e[k] for k in ("method", "agent", "provider", "profile", "status", "error")}
+            {k: e[k] for k in ("method", "path", "agent", "provider", "profile", "status", "error")}
             for e in sidecar.sidecar.log_events()
             if e.get("event") == "request_completed" and e.get("agent") == "personal"
         ]
@@ -172,6 +176,7 @@ def test_one_log_line_per_request(sidecar: Running, fake: FakeUpstream, http: ht
     assert lines == [
         {
             "method": "POST",
+            "path": "/openai/v1/chat/completions",
             "agent": "personal",
             "provider": "openai",
             "profile": "openai:personal",
@@ -179,6 +184,7 @@ def test_one_log_line_per_request(sidecar: Running, fake: FakeUpstream, http: ht
             "error": None,
         }
     ]
+    assert "sk-query" not in sidecar.sidecar.logs()
 
 
 def test_profile_added_while_running_is_used(

@@ -342,6 +342,14 @@ ANTHROPIC_REAUTH = (
             f"openai-codex refused the sign-in (refresh_token_expired); {OPENAI_REAUTH}",
         ),
         (
+            dataclasses.replace(OPENAI_CODEX, provider="my-oauth"),
+            400,
+            answer(error="invalid_grant"),
+            "invalid_grant",
+            "my-oauth refused the sign-in (invalid_grant); sign in again with: "
+            "openclaw-sidecar login --provider my-oauth",
+        ),
+        (
             ANTHROPIC,
             400,
             answer(error="invalid_grant", error_description=f"token {CANARY} revoked"),
