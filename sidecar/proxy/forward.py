@@ -33,6 +33,7 @@ from sidecar.proxy.body import ClientDisconnected, RequestBody
 from sidecar.proxy.metrics import Metrics
 from sidecar.proxy.problems import error_body
 from sidecar.proxy.routing import Route, codex_path, resolve_route, upstream_url
+from sidecar.proxy.scope import CODEX, is_codex_login, may_carry
 from sidecar.proxy.transport import Upstream, is_timeout
 from sidecar.store.source import CredentialSource
 from sidecar.store.usage import FailureReason, failure_reason_for_status
@@ -78,7 +79,7 @@ class Proxy:
         self.upstream = upstream
         self.metrics = metrics
         self.clock = clock
-        self.codex = settings.providers.get("openai-codex")
+        self.codex = settings.providers.get(CODEX)
         self._rank_cache: dict[tuple[str, str], tuple[AgentView, list[ProfileView]]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -197,18 +198,15 @@ class Proxy:
         self._rank_cache[key] = (view, ranked)
         return ranked
 
-    @staticmethod
-    def _serves(provider: str, view: ProfileView, *, pinned: bool) -> bool:
-        """Codex logins were renamed ``openai:*`` in 2026.6.1; they serve the Codex route, and the
-        plain ``openai`` route only when pinned."""
+    def _serves(self, provider: str, view: ProfileView, *, pinned: bool) -> bool:
+        """Whether ``view`` may answer a request for ``provider``: only if the upstream it would
+        be sent to is its own provider's. Codex logins renamed ``openai:*`` in 2026.6.1 serve the
+        Codex route, and the plain ``openai`` route only when pinned."""
         profile = view.profile
-        if provider == "openai-codex":
-            return profile.provider == "openai-codex" or (
-                profile.provider == "openai" and profile.type == "oauth"
-            )
-        if provider == "openai" and profile.type == "oauth":
-            return pinned
-        return profile.provider == provider
+        if provider == "openai" and is_codex_login(profile.provider, profile.type) and not pinned:
+            return False
+        upstream = self._spec_for(provider, profile.provider, profile.type)
+        return may_carry(upstream.name, profile.provider, profile.type)
 
     async def _credential(
         self, route: Route, view: AgentView, ex: Exchange
@@ -223,7 +221,7 @@ class Proxy:
                 self.outcomes.failure(chosen.owner, chosen.profile.provider, chosen.id, reason)
                 continue
             ex.profile = chosen.id
-            return cred, chosen, self._spec_for(route.provider, cred)
+            return cred, chosen, self._spec_for(route.provider, cred.provider, cred.type)
         if last is not None:
             raise last
         if view.unreadable is not None:
@@ -234,16 +232,26 @@ class Proxy:
             f"--agent {route.agent}` (or login / paste-token)"
         )
 
-    def _spec_for(self, provider: str, cred: Credential) -> ProviderSpec:
-        if cred.type == "oauth" and cred.provider == "openai" and self.codex is not None:
+    def _spec_for(self, route: str, provider: str, credential_type: str) -> ProviderSpec:
+        """Whose base URL a profile of ``provider`` would go to on the ``route`` provider's path:
+        the route's, except a Codex login on the ``openai`` or Codex path goes to Codex."""
+        codex_route = route in ("openai", CODEX)
+        if codex_route and is_codex_login(provider, credential_type) and self.codex is not None:
             return self.codex
-        return self.settings.providers[provider]
+        return self.settings.providers[route]
 
     # --- sending ---------------------------------------------------------------------------------
 
     async def _send(
         self, scope: Scope, url: str, spec: ProviderSpec, cred: Credential, content: Any
     ) -> httpx.Response:
+        if not may_carry(spec.name, cred.provider, cred.type):
+            # The last word, whatever chose the profile: every upstream request (first send and
+            # replay) is built here, and a credential goes to its own provider's base URL only.
+            raise NoProfile(
+                f"profile {cred.profile_id} is a {cred.provider} credential and is never sent "
+                f"to {spec.name}; name a {spec.name} profile"
+            )
         injection = rules.credential_injection(
             spec, cred.type, cred.secret.reveal(), account_id=cred.account_id
         )

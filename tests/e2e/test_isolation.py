@@ -8,10 +8,15 @@ Host tricks never send a request anywhere but the configured upstream.
 Documented behaviour: ``work`` inherits ``main``'s profiles (OpenClaw's read-through, store spec
 §7), so a pin of a main profile on the work port resolves inside work's view and succeeds with
 main's credential. Only profiles of other agents (``personal``) are out of reach.
+
+A second sidecar is attacked the way issue #17 describes: an Anthropic OAuth login pinned on
+another provider's route.
 """
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,15 +24,19 @@ import pytest
 
 from tests.e2e.conftest import (
     PREFIXES,
+    Canaries,
     RawResponse,
     Running,
     SidecarFactory,
     Wire,
     anthropic_style,
+    canary,
     openai_style,
     provider_tables,
     sidecar_error,
 )
+from tests.e2e.refresh_support import read_profiles, write_profiles
+from tests.fakes.token_server import ANTHROPIC_CLIENT_ID, FakeTokenServer
 from tests.fakes.upstream import FakeUpstream
 
 pytestmark = pytest.mark.e2e
@@ -341,3 +350,99 @@ def test_forwarded_headers_do_not_choose_the_upstream(
     assert [(r.path, r.headers["host"]) for r in fake.requests] == [
         ("/oa/v1/models", httpx.URL(fake.url).netloc.decode())
     ]
+
+
+# --------------------------------------------------------------------------- issue #17, attacked
+
+ATTACK = "/attack"  # the attacked sidecar's upstreams: a prefix of the fake with no key checks
+A_SHARED, A_WORK = 0, 1
+HOUR_MS = 3_600_000
+
+
+def anthropic_login(state_dir: Path, canaries: Canaries) -> None:
+    """work's ``anthropic:work`` becomes an Anthropic OAuth login, as OpenClaw stores one."""
+    profiles = read_profiles(state_dir, "work")
+    profiles["anthropic:work"] = {
+        "type": "oauth",
+        "provider": "anthropic",
+        "access": canaries.add("anthropic:work", f"sk-ant-oat01-{canary('access')}"),
+        "refresh": canaries.add("anthropic:work:refresh", f"sk-ant-ort01-{canary('refresh')}"),
+        "expires": int(time.time() * 1000) + HOUR_MS,
+    }
+    write_profiles(state_dir, profiles, "work")
+
+
+@pytest.fixture(scope="module")
+def attacked(
+    sidecar_factory: SidecarFactory, fake: FakeUpstream, e2e_token_server: FakeTokenServer
+) -> Running:
+    """Shared and work-bound listeners; Anthropic refreshes at the fake token server."""
+    anthropic = {
+        "token_url": e2e_token_server.anthropic_token_url,
+        "client_id": ANTHROPIC_CLIENT_ID,
+    }
+    return sidecar_factory.start(
+        [{}, {"agent": "work"}],
+        provider_tables(fake.url + ATTACK, anthropic=anthropic),
+        client_tokens={A_WORK: "client:work"},
+        prepare=anthropic_login,
+    )
+
+
+def credentials_seen(fake: FakeUpstream) -> list[tuple[str, str]]:
+    """(path, credential) of every request the fake received."""
+    return [
+        (r.path, r.headers.get("authorization") or r.headers.get("x-custom-key", ""))
+        for r in fake.requests
+    ]
+
+
+@pytest.mark.parametrize(
+    ("port", "path", "headers"),
+    [
+        (A_WORK, "/openai@anthropic:work/v1/chat/completions", {}),
+        (A_SHARED, "/agents/work/openai@anthropic:work/v1/chat/completions", {}),
+        (
+            A_SHARED,
+            "/openai/v1/chat/completions",
+            {"X-OpenClaw-Agent": "work", "X-OpenClaw-Profile": "anthropic:work"},
+        ),
+        (A_WORK, "/openrouter@anthropic:work/v1/chat/completions", {}),
+        (A_WORK, "/openai-codex@anthropic:work/responses", {}),
+    ],
+)
+def test_an_anthropic_login_is_never_sent_to_another_provider(
+    attacked: Running,
+    fake: FakeUpstream,
+    e2e_token_server: FakeTokenServer,
+    http: httpx.Client,
+    port: int,
+    path: str,
+    headers: dict[str, str],
+) -> None:
+    """Issue #17: ``/openai@anthropic:work`` sent the Anthropic OAuth token to the openai base
+    URL (and refreshed it on every 401 from there). Now 404 no_profile: no upstream request,
+    no token call."""
+    calls = e2e_token_server.calls
+    if port == A_WORK:
+        headers = {"authorization": f"Bearer {attacked.canaries.keys['client:work']}", **headers}
+    response = http.post(attacked.url(port) + path, json=CHAT, headers=headers)
+    openai_error(response, 404, "no_profile")
+    assert (fake.requests, e2e_token_server.calls) == ([], calls)
+
+
+def test_the_anthropic_login_still_reaches_anthropic(
+    attacked: Running, fake: FakeUpstream, http: httpx.Client
+) -> None:
+    """Its own route is unchanged: Anthropic's base URL, the login's access token."""
+    response = http.post(
+        attacked.url(A_WORK) + "/anthropic/v1/messages",
+        json=MESSAGE,
+        headers={
+            "authorization": f"Bearer {attacked.canaries.keys['client:work']}",
+            **ANTHROPIC_HEADERS,
+        },
+    )
+    assert response.status_code == 200
+    access = attacked.canaries.keys["anthropic:work"]
+    assert credentials_seen(fake) == [(ATTACK + "/an/v1/messages", f"Bearer {access}")]

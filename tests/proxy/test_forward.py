@@ -1,0 +1,134 @@
+"""The proxy in-process, attacked: a credential reaches only its own provider's base URL (the
+Codex backend taking renamed ``openai`` Codex logins is the one exception). Every secret is a
+canary, and every request that reaches a fake upstream is checked for whose canaries it
+carries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sidecar.config import Listener
+from sidecar.proxy.forward import Proxy
+from tests.proxy.app_support import PROVIDERS, World
+
+pytestmark = pytest.mark.anyio
+
+# main has everything; work only some providers (so read-through has something to lend) plus
+# an id main also holds; personal everything again.
+AGENTS = {
+    "main": PROVIDERS,
+    "work": ("openai", "openai-codex", "anthropic"),
+    "personal": PROVIDERS,
+}
+SHARED_ID = "anthropic:shared"
+LISTENERS = {
+    "shared": Listener(port=1),
+    "work": Listener(port=3, agent="work"),
+    "personal": Listener(port=5, agent="personal"),
+    "main": Listener(port=6, agent="main"),
+}
+
+
+def build(root: Path) -> World:
+    world = World(root, AGENTS, LISTENERS)
+    for agent in ("main", "work"):
+        world.add_profile(agent, SHARED_ID, "anthropic", "token")
+    return world
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> World:
+    built = build(tmp_path)
+    await built.start()
+    return built
+
+
+def owners(world: World) -> list[tuple[str, str, str]]:
+    """(called provider, owner, profile id) of every credential that reached an upstream."""
+    return [(c.provider, s.owner, s.profile_id) for c in world.calls for s in c.carried]
+
+
+def error_code(response: Any) -> tuple[int, str | None]:
+    return response.status_code, response.headers.get("x-openclaw-sidecar-error")
+
+
+# --------------------------------------------------------------------------- 1. own provider
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        # the issue's case: an Anthropic OAuth token on the openai route
+        ("/openai@anthropic:main-oauth/v1/chat/completions", {}),
+        ("/openai/v1/chat/completions", {"x-openclaw-profile": "anthropic:main-oauth"}),
+        ("/agents/work/openai@anthropic:work-oauth/v1/chat/completions", {}),
+        ("/openai@openai-codex:main-oauth/v1/chat/completions", {}),
+        ("/openai@ghost:main-oauth/v1/chat/completions", {}),
+        ("/openai@anthropic:main-token/v1/chat/completions", {}),
+        ("/anthropic@openai:main-oauth/v1/messages", {}),  # a Codex login on the anthropic route
+        ("/anthropic@openai:main-api_key/v1/messages", {}),
+        ("/openai-codex@openai:main-api_key/responses", {}),
+        ("/openai-codex@anthropic:main-oauth/responses", {}),
+        ("/openrouter@openai:main-api_key/v1/chat/completions", {}),
+        ("/my-llm@openrouter:main-api_key/v1/chat/completions", {}),
+        ("/my-llm/v1/chat/completions", {"x-openclaw-profile": "ghost:main-api_key"}),
+    ],
+)
+async def test_a_pin_of_another_providers_profile_is_no_profile(
+    world: World, path: str, headers: dict[str, str]
+) -> None:
+    """404 no_profile, and nothing is sent anywhere: no upstream request, no refresh."""
+    response = await world.request("shared", path, headers)
+    assert (error_code(response), world.calls, world.token_calls) == ((404, "no_profile"), [], [])
+
+
+async def test_a_401_for_a_foreign_credential_cannot_happen_so_nothing_refreshes(
+    world: World,
+) -> None:
+    """The issue's replay: the upstream would answer 401 and the foreign token be refreshed
+    and sent again. Nothing is sent, so there is no 401, no refresh and no replay."""
+    world.answers = [401, 401]
+    response = await world.request("shared", "/openai@anthropic:main-oauth/v1/chat/completions")
+    assert (error_code(response), world.calls, world.token_calls) == ((404, "no_profile"), [], [])
+
+
+async def test_a_renamed_codex_login_goes_to_the_codex_backend(world: World) -> None:
+    """The documented exception: ``openai:*`` OAuth (2026.6.1's name for a Codex login) pinned
+    on the openai route, or picked on the Codex route, goes to the Codex backend, its own."""
+    pinned = await world.request("shared", "/openai@openai:main-oauth/v1/responses")
+    header = await world.request(
+        "shared", "/openai-codex/responses", {"x-openclaw-profile": "openai:main-oauth"}
+    )
+    assert (pinned.status_code, header.status_code) == (200, 200)
+    assert owners(world) == [("openai-codex", "main", "openai:main-oauth")] * 2
+
+
+async def test_the_guard_where_requests_are_built_holds_when_selection_is_wrong(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the profile choice broken on purpose (every profile said to serve every route),
+    the check where the upstream request is built still sends no foreign credential."""
+    monkeypatch.setattr(Proxy, "_serves", lambda *_args, **_kw: True)
+    for pid in ("anthropic:main-oauth", "ghost:main-oauth", "openai:main-api_key"):
+        response = await world.request("shared", f"/openai-codex@{pid}/responses")
+        assert error_code(response) == (404, "no_profile"), pid
+    response = await world.request("shared", "/anthropic@openai:main-oauth/v1/messages")
+    assert error_code(response) == (404, "no_profile")
+    assert (world.calls, world.token_calls) == ([], [])
+
+
+async def test_a_replay_after_a_refresh_carries_the_same_providers_new_token(
+    world: World,
+) -> None:
+    """401, refresh at the provider's own token endpoint, replay: both sends go to anthropic,
+    with anthropic's old and new tokens."""
+    world.answers = [401]
+    response = await world.request("shared", "/anthropic@anthropic:main-oauth/v1/messages")
+    assert response.status_code == 200
+    assert (owners(world), world.token_calls) == (
+        [("anthropic", "main", "anthropic:main-oauth")] * 2,
+        ["anthropic.tokens.test"],
+    )
