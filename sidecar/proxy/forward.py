@@ -33,8 +33,9 @@ from sidecar.proxy.body import ClientDisconnected, RequestBody
 from sidecar.proxy.metrics import Metrics
 from sidecar.proxy.problems import error_body
 from sidecar.proxy.routing import Route, codex_path, resolve_route, upstream_url
-from sidecar.proxy.scope import CODEX, is_codex_login, may_carry
+from sidecar.proxy.scope import CODEX, is_codex_login, may_carry, own_view
 from sidecar.proxy.transport import Upstream, is_timeout
+from sidecar.store.layout import DEFAULT_AGENT
 from sidecar.store.source import CredentialSource
 from sidecar.store.usage import FailureReason, failure_reason_for_status
 from sidecar.store.views import AgentView, ProfileView, ranked_profiles, usable_first
@@ -81,6 +82,7 @@ class Proxy:
         self.clock = clock
         self.codex = settings.providers.get(CODEX)
         self._rank_cache: dict[tuple[str, str], tuple[AgentView, list[ProfileView]]] = {}
+        self._own_views: dict[str, tuple[AgentView, AgentView]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ex = Exchange(method=scope["method"])
@@ -111,7 +113,7 @@ class Proxy:
             raise UpgradeUnsupported("websocket upgrades are not proxied; use plain HTTP")
         route = self._route(scope)
         ex.agent, ex.provider = route.agent, route.provider
-        view = await self.source.view(route.agent)
+        view = self.listener_view(await self.source.view(route.agent))
         asked = time.perf_counter()
         try:
             cred, chosen, spec = await self._credential(route, view, ex)
@@ -163,6 +165,16 @@ class Proxy:
 
     # --- choosing the profile ---------------------------------------------------------------------
 
+    def listener_view(self, view: AgentView) -> AgentView:
+        """The part of ``view`` this listener may use: without main's profiles unless it reads
+        through (the same object while ``view`` is, so the rank cache keeps hitting)."""
+        if self.listener.reads_through:
+            return view
+        cached = self._own_views.get(view.agent)
+        if cached is None or cached[0] is not view:
+            cached = self._own_views[view.agent] = (view, own_view(view))
+        return cached[1]
+
     def _candidates(self, route: Route, view: AgentView) -> Iterator[ProfileView]:
         if route.profile_id is not None:
             pinned = view.get(route.profile_id)
@@ -170,7 +182,8 @@ class Proxy:
                 raise view.unreadable
             if pinned is None or not self._serves(route.provider, pinned, pinned=True):
                 raise NoProfile(
-                    f"agent {route.agent!r} has no {route.provider} profile {route.profile_id!r}"
+                    f"agent {route.agent!r} has no {route.provider} profile "
+                    f"{route.profile_id!r}{self._own_only_note(route.agent)}"
                 )
             return iter([pinned])
         ranked = self._ranked(route, view)
@@ -208,6 +221,14 @@ class Proxy:
         upstream = self._spec_for(provider, profile.provider, profile.type)
         return may_carry(upstream.name, profile.provider, profile.type)
 
+    def _own_only_note(self, agent: str) -> str:
+        if self.listener.reads_through or agent == DEFAULT_AGENT:
+            return ""
+        return (
+            f" (port {self.listener.port} serves only the agent's own profiles, not those it "
+            "would inherit from main; `inherit = true` on the listener changes that)"
+        )
+
     async def _credential(
         self, route: Route, view: AgentView, ex: Exchange
     ) -> tuple[Credential, ProfileView, ProviderSpec]:
@@ -229,7 +250,7 @@ class Proxy:
         raise NoProfile(
             f"agent {route.agent!r} has no {route.provider} profile; add one with "
             f"`openclaw-sidecar paste-api-key --provider {route.provider} "
-            f"--agent {route.agent}` (or login / paste-token)"
+            f"--agent {route.agent}` (or login / paste-token){self._own_only_note(route.agent)}"
         )
 
     def _spec_for(self, route: str, provider: str, credential_type: str) -> ProviderSpec:

@@ -1,23 +1,21 @@
 """Isolation by port, and a credential only ever going to its provider's base URL.
 
 One sidecar with a shared listener, a ``personal``-bound port and a ``work``-bound port, both
-bound ports with a client token (0600 files). The work port never reaches personal's
-credentials, whatever the path, header or profile pin says; traversal, absolute-form targets and
-Host tricks never send a request anywhere but the configured upstream.
+bound ports with a client token (0600 files). The work port never reaches another agent's
+credentials (personal's, nor main's), whatever the path, header or profile pin says; traversal,
+absolute-form targets and Host tricks never send a request anywhere but the configured upstream.
 
-Documented behaviour: ``work`` inherits ``main``'s profiles (OpenClaw's read-through, store spec
-§7), so a pin of a main profile on the work port resolves inside work's view and succeeds with
-main's credential. Only profiles of other agents (``personal``) are out of reach.
-
-A second sidecar is attacked the way issue #17 describes: an Anthropic OAuth login pinned on
-another provider's route.
+A second sidecar is attacked the ways issue #17 describes: an Anthropic OAuth login pinned on the
+openai route, a bound port falling back to main's profiles and writing cooldowns into main's
+state. ``inherit = true`` on a bound port opts into OpenClaw's read-through.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -35,11 +33,12 @@ from tests.e2e.conftest import (
     provider_tables,
     sidecar_error,
 )
-from tests.e2e.refresh_support import read_profiles, write_profiles
+from tests.e2e.refresh_support import read_profiles, read_state, state_path, write_profiles
 from tests.fakes.token_server import ANTHROPIC_CLIENT_ID, FakeTokenServer
 from tests.fakes.upstream import FakeUpstream
 
 pytestmark = pytest.mark.e2e
+T = TypeVar("T")
 
 SHARED, PERSONAL, WORK = 0, 1, 2
 CHAT: dict[str, Any] = {"model": "gpt-fake", "messages": [{"role": "user", "content": "hi"}]}
@@ -195,17 +194,25 @@ def test_work_port_anthropic_pin_of_personal_is_not_found(
     assert fake.requests == []
 
 
-def test_work_port_pin_of_main_profile_uses_inheritance(
-    sidecar: Running, fake: FakeUpstream, http: httpx.Client
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/openai@openai:main/v1/chat/completions", {}),
+        ("/agents/work/openai@openai:main/v1/chat/completions", {}),
+        ("/openai/v1/chat/completions", {"X-OpenClaw-Profile": "openai:main"}),
+        ("/my-llm/v1/chat/completions", {}),  # work has none of its own: no fallback to main's
+    ],
+)
+def test_work_port_never_uses_mains_profiles(
+    sidecar: Running, fake: FakeUpstream, http: httpx.Client, path: str, headers: dict[str, str]
 ) -> None:
-    """work inherits main's profiles, so pinning openai:main on the work port uses main's key."""
+    """The work port serves only work's own profiles: main's, pinned or as a fallback, are
+    404 no_profile there, and nothing goes upstream."""
     response = http.post(
-        sidecar.url(WORK) + "/openai@openai:main/v1/chat/completions",
-        json=CHAT,
-        headers=token(sidecar, "work"),
+        sidecar.url(WORK) + path, json=CHAT, headers={**token(sidecar, "work"), **headers}
     )
-    assert response.status_code == 200
-    assert authorization_seen(fake) == [f"Bearer {sidecar.canaries.keys['openai:main']}"]
+    openai_error(response, 404, "no_profile")
+    assert fake.requests == []
 
 
 @pytest.mark.parametrize(
@@ -355,8 +362,9 @@ def test_forwarded_headers_do_not_choose_the_upstream(
 # --------------------------------------------------------------------------- issue #17, attacked
 
 ATTACK = "/attack"  # the attacked sidecar's upstreams: a prefix of the fake with no key checks
-A_SHARED, A_WORK = 0, 1
+A_SHARED, A_WORK, A_INHERIT = 0, 1, 2
 HOUR_MS = 3_600_000
+DEADLINE_S = 10.0  # a safety net for what the sidecar writes or logs after answering
 
 
 def anthropic_login(state_dir: Path, canaries: Canaries) -> None:
@@ -376,17 +384,26 @@ def anthropic_login(state_dir: Path, canaries: Canaries) -> None:
 def attacked(
     sidecar_factory: SidecarFactory, fake: FakeUpstream, e2e_token_server: FakeTokenServer
 ) -> Running:
-    """Shared and work-bound listeners; Anthropic refreshes at the fake token server."""
+    """Shared, work-bound and work-bound with ``inherit = true`` listeners; Anthropic
+    refreshes at the fake token server."""
     anthropic = {
         "token_url": e2e_token_server.anthropic_token_url,
         "client_id": ANTHROPIC_CLIENT_ID,
     }
     return sidecar_factory.start(
-        [{}, {"agent": "work"}],
+        [{}, {"agent": "work"}, {"agent": "work", "inherit": True}],
         provider_tables(fake.url + ATTACK, anthropic=anthropic),
-        client_tokens={A_WORK: "client:work"},
+        client_tokens={A_WORK: "client:work", A_INHERIT: "client:work-inherit"},
         prepare=anthropic_login,
     )
+
+
+def until(observe: Callable[[], T], done: Callable[[T], bool]) -> T:
+    deadline = time.monotonic() + DEADLINE_S
+    value = observe()
+    while not done(value) and time.monotonic() < deadline:
+        value = observe()
+    return value
 
 
 def credentials_seen(fake: FakeUpstream) -> list[tuple[str, str]]:
@@ -446,3 +463,53 @@ def test_the_anthropic_login_still_reaches_anthropic(
     assert response.status_code == 200
     access = attacked.canaries.keys["anthropic:work"]
     assert credentials_seen(fake) == [(ATTACK + "/an/v1/messages", f"Bearer {access}")]
+
+
+def test_a_bound_port_writes_no_cooldown_into_mains_state(
+    attacked: Running, fake: FakeUpstream, http: httpx.Client
+) -> None:
+    """Rate limited on the work port: the cooldown goes into work's own auth-state.json, and
+    main's (which every agent reads) is never written; my-llm, which only main has, is refused
+    instead of being tried with main's key."""
+    fake.set_mode("429", times=2)
+    auth = {"authorization": f"Bearer {attacked.canaries.keys['client:work']}"}
+    borrowed = http.post(
+        attacked.url(A_WORK) + "/my-llm/v1/chat/completions", json=CHAT, headers=auth
+    )
+    own = http.post(attacked.url(A_WORK) + "/openai/v1/chat/completions", json=CHAT, headers=auth)
+    assert (borrowed.status_code, own.status_code) == (404, 429)
+    work_state = state_path(attacked.state_dir, "work")
+
+    def cooling() -> set[str]:
+        if not work_state.exists():
+            return set()
+        usage = read_state(attacked.state_dir, "work").get("usageStats", {})
+        return {pid for pid, stats in usage.items() if stats.get("cooldownUntil")}
+
+    assert until(cooling, bool) == {"openai:work"}
+    main_state = state_path(attacked.state_dir, "main")
+    assert not main_state.exists(), main_state.read_text()
+
+
+def test_inherit_true_opts_a_bound_port_into_read_through(
+    attacked: Running, fake: FakeUpstream, http: httpx.Client
+) -> None:
+    """``inherit = true``: main's profiles too, as OpenClaw's read-through gives them, and the
+    agent's own first."""
+    auth = {"authorization": f"Bearer {attacked.canaries.keys['client:work-inherit']}"}
+    lent = http.post(attacked.url(A_INHERIT) + "/my-llm/chat/completions", json=CHAT, headers=auth)
+    pinned = http.post(
+        attacked.url(A_INHERIT) + "/openai@openai:main/v1/chat/completions", json=CHAT, headers=auth
+    )
+    own = http.post(
+        attacked.url(A_INHERIT) + "/anthropic/v1/messages",
+        json=MESSAGE,
+        headers={**auth, **ANTHROPIC_HEADERS},
+    )
+    assert (lent.status_code, pinned.status_code, own.status_code) == (200, 200, 200)
+    keys = attacked.canaries.keys
+    assert credentials_seen(fake) == [
+        (ATTACK + "/my/v1/chat/completions", keys["my-llm:main"]),
+        (ATTACK + "/oa/v1/chat/completions", f"Bearer {keys['openai:main']}"),
+        (ATTACK + "/an/v1/messages", f"Bearer {keys['anthropic:work']}"),  # its own comes first
+    ]

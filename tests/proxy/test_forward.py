@@ -1,10 +1,12 @@
 """The proxy in-process, attacked: a credential reaches only its own provider's base URL (the
-Codex backend taking renamed ``openai`` Codex logins is the one exception). Every secret is a
-canary, and every request that reaches a fake upstream is checked for whose canaries it
+Codex backend taking renamed ``openai`` Codex logins is the one exception), and a port bound to
+an agent uses only that agent's own profiles unless it opts into read-through. Every secret is
+a canary, and every request that reaches a fake upstream is checked for whose canaries it
 carries."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ import pytest
 
 from sidecar.config import Listener
 from sidecar.proxy.forward import Proxy
-from tests.proxy.app_support import PROVIDERS, World
+from tests.proxy.app_support import CONFIGURED, PROVIDERS, World
 
 pytestmark = pytest.mark.anyio
 
@@ -26,7 +28,9 @@ AGENTS = {
 SHARED_ID = "anthropic:shared"
 LISTENERS = {
     "shared": Listener(port=1),
+    "shared-own": Listener(port=2, inherit=False),
     "work": Listener(port=3, agent="work"),
+    "work-inherit": Listener(port=4, agent="work", inherit=True),
     "personal": Listener(port=5, agent="personal"),
     "main": Listener(port=6, agent="main"),
 }
@@ -132,3 +136,67 @@ async def test_a_replay_after_a_refresh_carries_the_same_providers_new_token(
         [("anthropic", "main", "anthropic:main-oauth")] * 2,
         ["anthropic.tokens.test"],
     )
+
+
+# --------------------------------------------------------------------------- 3. isolation by port
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/openrouter/v1/chat/completions", {}),  # work has none of its own
+        ("/my-llm/v1/chat/completions", {}),
+        ("/openrouter/v1/chat/completions", {"x-openclaw-agent": "work"}),
+        ("/agents/work/my-llm/v1/chat/completions", {}),
+        ("/openai@openai:main-api_key/v1/chat/completions", {}),  # main's, pinned
+        ("/openai/v1/chat/completions", {"x-openclaw-profile": "openai:main-token"}),
+        ("/anthropic@anthropic:main-oauth/v1/messages", {}),
+    ],
+)
+async def test_a_bound_port_never_uses_mains_profiles(
+    world: World, path: str, headers: dict[str, str]
+) -> None:
+    """Unpinned or pinned, a port bound to work uses none of main's profiles: 404 no_profile,
+    saying why, and nothing sent."""
+    response = await world.request("work", path, headers)
+    assert (error_code(response), world.calls) == ((404, "no_profile"), [])
+    assert "inherit = true" in response.json()["error"]["message"]
+
+
+async def test_a_bound_port_uses_its_own_copy_of_an_id_main_also_has(world: World) -> None:
+    """work's own ``anthropic:shared``, never main's copy of the same id."""
+    response = await world.request("work", f"/anthropic@{SHARED_ID}/v1/messages")
+    assert response.status_code == 200
+    assert owners(world) == [("anthropic", "work", SHARED_ID)]
+
+
+async def test_inherit_true_opts_a_bound_port_into_read_through(world: World) -> None:
+    """``inherit = true``: OpenClaw's read-through from main, as on a shared port."""
+    bound = await world.request("work-inherit", "/openrouter/v1/chat/completions")
+    shared = await world.request("shared", "/agents/work/openrouter/v1/chat/completions")
+    assert (bound.status_code, shared.status_code) == (200, 200)
+    assert [o[:2] for o in owners(world)] == [("openrouter", "main")] * 2
+
+
+async def test_inherit_false_on_a_shared_port_isolates_every_agent(world: World) -> None:
+    """A shared port with ``inherit = false`` serves each agent its own profiles only."""
+    refused = await world.request("shared-own", "/agents/work/openrouter/v1/chat/completions")
+    mains = await world.request("shared-own", "/openrouter/v1/chat/completions")
+    assert (error_code(refused), mains.status_code) == ((404, "no_profile"), 200)
+    assert [o[:2] for o in owners(world)] == [("openrouter", "main")]
+
+
+async def test_a_failure_on_a_bound_port_writes_no_cooldown_into_mains_state(
+    world: World,
+) -> None:
+    """Rate limits on every provider through the work port: cooldowns go to work's own
+    ``auth-state.json`` only; main's state, which every agent reads, is never written."""
+    for provider in CONFIGURED:
+        world.answers = [429]
+        await world.request("work", f"/{provider}/v1/x")
+    await world.outcomes.flush()
+    main_state = world.profiles_path("main").with_name("auth-state.json")
+    work_state = json.loads(world.profiles_path("work").with_name("auth-state.json").read_text())
+    assert not main_state.exists()
+    assert {owner for _, owner, _ in owners(world)} == {"work"}
+    assert set(work_state["usageStats"]) == {pid for _, _, pid in owners(world)}

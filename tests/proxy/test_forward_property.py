@@ -1,8 +1,8 @@
-"""The property behind issue #17 §1, over the whole in-process app: whatever the route, the pins
-(path and ``X-OpenClaw-Profile``), the agent (path and ``X-OpenClaw-Agent``), the listener
-(shared or bound) and the upstream's answer (a 401 makes the proxy refresh and replay), every
-credential that reaches an upstream is of the provider whose base URL was called, and belongs
-to the agent served or to main (OpenClaw's read-through)."""
+"""The property behind issue #17 §1 and §3, over the whole in-process app: whatever the route,
+the pins (path and ``X-OpenClaw-Profile``), the agent (path and ``X-OpenClaw-Agent``), the
+listener (shared or bound, with or without read-through) and the upstream's answer (a 401 makes
+the proxy refresh and replay), every credential that reaches an upstream is of the provider
+whose base URL was called, and belongs to an agent the listener may use."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def check(world: World, ask: Ask, status: int, code: str | None, first_call: int
     if agent is None:
         assert (status, code, calls) == (403, "agent_mismatch", [])
         return
-    allowed = {agent, DEFAULT_AGENT}
+    allowed = {agent, DEFAULT_AGENT} if LISTENERS[ask.listener].reads_through else {agent}
     assert len(calls) <= (2 if ask.reject_first else 1)
     for call in calls:
         assert len(call.carried) == 1, call  # exactly the injected credential
@@ -110,8 +110,8 @@ def check(world: World, ask: Ask, status: int, code: str | None, first_call: int
 def test_every_credential_reaches_only_its_own_provider_and_allowed_agents(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    """Hundreds of generated requests through shared and bound listeners; each upstream
-    request is checked for the provider and the owner of the canary it carried."""
+    """Hundreds of generated requests through every listener kind; each upstream request is
+    checked for the provider and the owner of the canary it carried."""
     world = build(tmp_path_factory.mktemp("property"))
     with start_blocking_portal(backend="asyncio") as portal:
         portal.call(world.start)
