@@ -52,6 +52,7 @@ class Exchange:
     agent: str = "-"
     provider: str = "-"
     profile: str | None = None
+    owner: str = "-"  # whose store holds the profile used (``fleet:<agent>``: the fleet)
     status: int = 0
     error: str | None = None
     response_started: bool = False
@@ -241,7 +242,7 @@ class Proxy:
                 reason: FailureReason = "auth_permanent" if exc.status == 401 else "timeout"
                 self.outcomes.failure(chosen.owner, chosen.profile.provider, chosen.id, reason)
                 continue
-            ex.profile = chosen.id
+            ex.profile, ex.owner = chosen.id, chosen.owner
             return cred, chosen, self._spec_for(route.provider, cred.provider, cred.type)
         if last is not None:
             raise last
@@ -372,13 +373,14 @@ class Proxy:
 
     def _account(self, ex: Exchange) -> None:
         seconds = time.perf_counter() - ex.started
-        self.metrics.observe(ex.agent, ex.provider, ex.status, seconds, ex.credential_s)
+        self.metrics.observe(ex.agent, ex.provider, ex.status, seconds, ex.credential_s, ex.owner)
         log.info(
             "request_completed",
             method=ex.method,
             agent=ex.agent,
             provider=ex.provider,
             profile=ex.profile,
+            owner=ex.owner,
             status=ex.status,
             error=ex.error,
             ms=round(seconds * 1000, 2),

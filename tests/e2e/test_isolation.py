@@ -494,8 +494,8 @@ def test_a_bound_port_writes_no_cooldown_into_mains_state(
 def test_inherit_true_opts_a_bound_port_into_read_through(
     attacked: Running, fake: FakeUpstream, http: httpx.Client
 ) -> None:
-    """``inherit = true``: main's profiles too, as OpenClaw's read-through gives them, and the
-    agent's own first."""
+    """``inherit = true``: main's profiles too, as OpenClaw's read-through gives them; the log
+    line and the metrics name main as the owner of the profile used."""
     auth = {"authorization": f"Bearer {attacked.canaries.keys['client:work-inherit']}"}
     lent = http.post(attacked.url(A_INHERIT) + "/my-llm/chat/completions", json=CHAT, headers=auth)
     pinned = http.post(
@@ -513,3 +513,18 @@ def test_inherit_true_opts_a_bound_port_into_read_through(
         (ATTACK + "/oa/v1/chat/completions", f"Bearer {keys['openai:main']}"),
         (ATTACK + "/an/v1/messages", f"Bearer {keys['anthropic:work']}"),  # its own comes first
     ]
+
+    def lines() -> list[tuple[str, str, str]]:
+        return [
+            (e["profile"], e["owner"], e["agent"])
+            for e in attacked.sidecar.log_events()
+            if e.get("event") == "request_completed"
+            and e.get("profile") in ("my-llm:main", "openai:main")
+        ]
+
+    assert until(lines, lambda found: len(found) >= 2) == [
+        ("my-llm:main", "main", "work"),
+        ("openai:main", "main", "work"),
+    ]
+    metrics = http.get(attacked.url(A_INHERIT) + "/metrics").text
+    assert 'agent="work",owner="main",provider="my-llm",status="200"' in metrics

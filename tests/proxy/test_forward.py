@@ -1,8 +1,8 @@
 """The proxy in-process, attacked: a credential reaches only its own provider's base URL (the
 Codex backend taking renamed ``openai`` Codex logins is the one exception), and a port bound to
-an agent uses only that agent's own profiles unless it opts into read-through. Every secret is
-a canary, and every request that reaches a fake upstream is checked for whose canaries it
-carries."""
+an agent uses only that agent's own profiles unless it opts into read-through (and the log line
+and metrics say whose profile was used). Every secret is a canary, and every request that
+reaches a fake upstream is checked for whose canaries it carries."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from sidecar.config import Listener
 from sidecar.proxy.forward import Proxy
@@ -53,6 +54,18 @@ async def world(tmp_path: Path) -> World:
 def owners(world: World) -> list[tuple[str, str, str]]:
     """(called provider, owner, profile id) of every credential that reached an upstream."""
     return [(c.provider, s.owner, s.profile_id) for c in world.calls for s in c.carried]
+
+
+def requests_total(world: World) -> dict[tuple[str, ...], float]:
+    """openclaw_sidecar_requests_total by (agent, provider, status, owner)."""
+    found: dict[tuple[str, ...], float] = {}
+    for line in world.metrics.render().decode().splitlines():
+        if line.startswith("openclaw_sidecar_requests_total{"):
+            labels, _, value = line.partition("{")[2].rpartition("} ")
+            fields = dict(item.split("=", 1) for item in labels.split(","))
+            key = tuple(fields[n].strip('"') for n in ("agent", "provider", "status", "owner"))
+            found[key] = float(value)
+    return found
 
 
 def error_code(response: Any) -> tuple[int, str | None]:
@@ -200,3 +213,19 @@ async def test_a_failure_on_a_bound_port_writes_no_cooldown_into_mains_state(
     assert not main_state.exists()
     assert {owner for _, owner, _ in owners(world)} == {"work"}
     assert set(work_state["usageStats"]) == {pid for _, _, pid in owners(world)}
+
+
+async def test_the_log_line_and_metrics_name_the_profiles_owner(world: World) -> None:
+    """``owner`` in request_completed and in openclaw_sidecar_requests_total: work's own
+    profile, main's lent one (inherit), and none for a refused request."""
+    with capture_logs() as logs:
+        await world.request("work", "/openai/v1/chat/completions")
+        await world.request("work-inherit", "/openrouter/v1/chat/completions")
+        await world.request("work", "/openrouter/v1/chat/completions")
+    lines = [(e["agent"], e["provider"], e["status"], e["owner"]) for e in logs]
+    assert lines == [
+        ("work", "openai", 200, "work"),
+        ("work", "openrouter", 200, "main"),
+        ("work", "openrouter", 404, "-"),
+    ]
+    assert requests_total(world) == {(a, p, str(s), o): 1.0 for a, p, s, o in lines}
