@@ -112,7 +112,6 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
             secret_providers=lambda: store.config().secret_providers,
             clock=now_ms,
         )
-        ops = create_ops(source, metrics, settings.default_agent)
         servers = []
         for listener in settings.listeners:
             proxy = Proxy(
@@ -126,7 +125,7 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
                 clock=now_ms,
             )
             config = uvicorn.Config(
-                create_app(proxy, ops),
+                create_app(proxy, create_ops(proxy, metrics)),
                 log_config=None,
                 access_log=False,
                 lifespan="off",

@@ -528,3 +528,16 @@ def test_inherit_true_opts_a_bound_port_into_read_through(
     ]
     metrics = http.get(attacked.url(A_INHERIT) + "/metrics").text
     assert 'agent="work",owner="main",provider="my-llm",status="200"' in metrics
+
+
+def test_readyz_on_a_bound_port_reports_its_own_agent(
+    attacked: Running, http: httpx.Client
+) -> None:
+    """/readyz speaks for the port's agent, counting the profiles that port may use."""
+    pages = [http.get(attacked.url(port) + "/readyz") for port in (A_SHARED, A_WORK, A_INHERIT)]
+    bodies = [{k: v for k, v in page.json().items() if k != "store"} for page in pages]
+    assert [(p.status_code, b) for p, b in zip(pages, bodies, strict=True)] == [
+        (200, {"status": "ready", "agent": "main", "profiles": 3}),
+        (200, {"status": "ready", "agent": "work", "profiles": 2}),
+        (200, {"status": "ready", "agent": "work", "profiles": 5}),
+    ]

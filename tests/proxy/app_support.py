@@ -206,7 +206,6 @@ class World:
             clock=_now_ms,
         )
         self.outcomes = outcomes = Outcomes(self.store, clock=_now_ms)
-        ops = create_ops(self.store, self.metrics, self.settings.default_agent)
         for name, listener in self.listeners.items():
             proxy = Proxy(
                 self.settings,
@@ -219,7 +218,7 @@ class World:
                 clock=_now_ms,
             )
             self.proxies[name] = proxy
-            self.apps[name] = create_app(proxy, ops)
+            self.apps[name] = create_app(proxy, create_ops(proxy, self.metrics))
 
     async def request(
         self,

@@ -229,3 +229,16 @@ async def test_the_log_line_and_metrics_name_the_profiles_owner(world: World) ->
         ("work", "openrouter", 404, "-"),
     ]
     assert requests_total(world) == {(a, p, str(s), o): 1.0 for a, p, s, o in lines}
+
+
+async def test_readyz_on_a_bound_port_reports_its_own_agent(world: World) -> None:
+    """/readyz speaks for the port's agent and counts the profiles that port may use."""
+    bound = await world.request("work", "/readyz", method="GET")
+    inherit = await world.request("work-inherit", "/readyz", method="GET")
+    shared = await world.request("shared", "/readyz", method="GET")
+    own, mains = 3 * len(AGENTS["work"]) + 1, 3 * len(PROVIDERS) + 1  # + the shared id
+    assert [r.json() for r in (bound, inherit, shared)] == [
+        {"status": "ready", "agent": "work", "store": "json", "profiles": own},
+        {"status": "ready", "agent": "work", "store": "json", "profiles": own + mains - 1},
+        {"status": "ready", "agent": "main", "store": "json", "profiles": mains},
+    ]
