@@ -20,13 +20,16 @@ from sidecar.auth.refresh import CALL_TIMEOUT_S, AuthLookup, Refresher
 from sidecar.config import Listener, ProviderSpec, Settings
 from sidecar.errors import ConfigError
 from sidecar.log import get_logger
+from sidecar.proxy.agents import KnownAgents, Listing
 from sidecar.proxy.app import create_app, create_ops
 from sidecar.proxy.forward import Proxy
 from sidecar.proxy.metrics import Metrics
 from sidecar.proxy.transport import Upstream
-from sidecar.store.composite import with_fleet
+from sidecar.store.composite import CompositeSource, with_fleet
+from sidecar.store.fleet_refresh import FleetUnavailable
 from sidecar.store.jsonstore import JsonStore, now_ms
 from sidecar.store.layout import Layout, resolve_home
+from sidecar.store.source import CredentialSource
 from sidecar.store.sources import open_source
 from sidecar.store.sqlitestore import SqliteStore
 
@@ -51,6 +54,25 @@ def auth_lookup(providers: Mapping[str, ProviderSpec]) -> AuthLookup:
         )
 
     return auth_for
+
+
+def agent_listing(source: CredentialSource) -> Listing:
+    """Every agent that exists: the local store's (folders, ``openclaw.json``), plus, with a
+    fleet, every agent that has profiles in it. ``CompositeSource.agents()`` knows only the fleet
+    agents this process has read so far (it has no event loop for the CLI), so a host with an
+    empty state dir asks Redis's own list of agents here."""
+    local = source.local if isinstance(source, CompositeSource) else source
+    fleet = source.fleet if isinstance(source, CompositeSource) else None
+
+    async def listing() -> set[str]:
+        found = set(await anyio.to_thread.run_sync(local.agents))
+        if fleet is not None:
+            found.update(fleet.known_agents())
+            with contextlib.suppress(FleetUnavailable):  # the cached ones serve meanwhile
+                found.update(await fleet.agents_online())
+        return found
+
+    return listing
 
 
 def open_store(settings: Settings, environ: Mapping[str, str]) -> JsonStore | SqliteStore:
@@ -112,12 +134,14 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
             secret_providers=lambda: store.config().secret_providers,
             clock=now_ms,
         )
+        agents = KnownAgents(agent_listing(source))
         servers = []
         for listener in settings.listeners:
             proxy = Proxy(
                 settings,
                 listener,
                 source=source,
+                agents=agents,
                 credentials=credentials,
                 outcomes=outcomes,
                 upstream=upstream,

@@ -24,6 +24,7 @@ def create_ops(proxy: Proxy, metrics: Metrics) -> Starlette:
 
     async def readyz(_: Request) -> Response:
         try:
+            await proxy.agents.check(agent)
             view = proxy.listener_view(await proxy.source.view(agent))
         except SidecarError as exc:
             return JSONResponse(

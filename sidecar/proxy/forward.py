@@ -29,6 +29,7 @@ from sidecar.errors import (
 )
 from sidecar.log import get_logger
 from sidecar.proxy import headers as rules
+from sidecar.proxy.agents import KnownAgents
 from sidecar.proxy.body import ClientDisconnected, RequestBody
 from sidecar.proxy.metrics import Metrics
 from sidecar.proxy.problems import error_body
@@ -67,6 +68,7 @@ class Proxy:
         listener: Listener,
         *,
         source: CredentialSource,
+        agents: KnownAgents,
         credentials: CredentialResolver,
         outcomes: Outcomes,
         upstream: Upstream,
@@ -76,6 +78,7 @@ class Proxy:
         self.settings = settings
         self.listener = listener
         self.source = source
+        self.agents = agents
         self.credentials = credentials
         self.outcomes = outcomes
         self.upstream = upstream
@@ -113,7 +116,9 @@ class Proxy:
             # Codex and OpenClaw try a websocket first and fall back to HTTP on a 426.
             raise UpgradeUnsupported("websocket upgrades are not proxied; use plain HTTP")
         route = self._route(scope)
-        ex.agent, ex.provider = route.agent, route.provider
+        ex.provider = route.provider
+        # Before anything is read or kept for it: an agent that does not exist leaves no trace.
+        ex.agent = await self.agents.check(route.agent)
         view = self.listener_view(await self.source.view(route.agent))
         asked = time.perf_counter()
         try:

@@ -7,12 +7,13 @@ absolute-form targets and Host tricks never send a request anywhere but the conf
 
 A second sidecar is attacked the ways issue #17 describes: an Anthropic OAuth login pinned on the
 openai route, a bound port falling back to main's profiles and writing cooldowns into main's
-state. ``inherit = true`` on a bound port opts into OpenClaw's read-through.
+state, made-up agent ids. ``inherit = true`` on a bound port opts into OpenClaw's read-through.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -362,7 +363,7 @@ def test_forwarded_headers_do_not_choose_the_upstream(
 # --------------------------------------------------------------------------- issue #17, attacked
 
 ATTACK = "/attack"  # the attacked sidecar's upstreams: a prefix of the fake with no key checks
-A_SHARED, A_WORK, A_INHERIT = 0, 1, 2
+A_SHARED, A_WORK, A_INHERIT, A_GHOST = 0, 1, 2, 3
 HOUR_MS = 3_600_000
 DEADLINE_S = 10.0  # a safety net for what the sidecar writes or logs after answering
 
@@ -384,14 +385,14 @@ def anthropic_login(state_dir: Path, canaries: Canaries) -> None:
 def attacked(
     sidecar_factory: SidecarFactory, fake: FakeUpstream, e2e_token_server: FakeTokenServer
 ) -> Running:
-    """Shared, work-bound and work-bound with ``inherit = true`` listeners; Anthropic
-    refreshes at the fake token server."""
+    """Shared, work-bound, work-bound with ``inherit = true`` and ghost-bound (an agent the
+    state dir does not know) listeners; Anthropic refreshes at the fake token server."""
     anthropic = {
         "token_url": e2e_token_server.anthropic_token_url,
         "client_id": ANTHROPIC_CLIENT_ID,
     }
     return sidecar_factory.start(
-        [{}, {"agent": "work"}, {"agent": "work", "inherit": True}],
+        [{}, {"agent": "work"}, {"agent": "work", "inherit": True}, {"agent": "ghost"}],
         provider_tables(fake.url + ATTACK, anthropic=anthropic),
         client_tokens={A_WORK: "client:work", A_INHERIT: "client:work-inherit"},
         prepare=anthropic_login,
@@ -530,14 +531,70 @@ def test_inherit_true_opts_a_bound_port_into_read_through(
     assert 'agent="work",owner="main",provider="my-llm",status="200"' in metrics
 
 
+@pytest.mark.parametrize(
+    ("port", "path", "headers"),
+    [
+        (A_SHARED, "/agents/ghost/openai/v1/chat/completions", {}),
+        (A_SHARED, "/openai/v1/chat/completions", {"X-OpenClaw-Agent": "ghost"}),
+        (A_SHARED, "/agents/ghost/openai@openai:main/v1/chat/completions", {}),
+        (A_GHOST, "/openai/v1/chat/completions", {}),
+    ],
+)
+def test_an_unknown_agent_is_404_not_mains_credentials(
+    attacked: Running,
+    fake: FakeUpstream,
+    http: httpx.Client,
+    port: int,
+    path: str,
+    headers: dict[str, str],
+) -> None:
+    """No folder, not in openclaw.json: 404 unknown_agent, and nothing goes upstream."""
+    response = http.post(attacked.url(port) + path, json=CHAT, headers=headers)
+    openai_error(response, 404, "unknown_agent")
+    assert fake.requests == []
+
+
 def test_readyz_on_a_bound_port_reports_its_own_agent(
     attacked: Running, http: httpx.Client
 ) -> None:
-    """/readyz speaks for the port's agent, counting the profiles that port may use."""
-    pages = [http.get(attacked.url(port) + "/readyz") for port in (A_SHARED, A_WORK, A_INHERIT)]
-    bodies = [{k: v for k, v in page.json().items() if k != "store"} for page in pages]
+    """/readyz speaks for the port's agent, counting the profiles that port may use; a port
+    bound to an agent that does not exist is not ready."""
+    pages = [
+        http.get(attacked.url(port) + "/readyz") for port in (A_SHARED, A_WORK, A_INHERIT, A_GHOST)
+    ]
+    bodies = [
+        {k: v for k, v in page.json().items() if k not in ("store", "reason")} for page in pages
+    ]
     assert [(p.status_code, b) for p, b in zip(pages, bodies, strict=True)] == [
         (200, {"status": "ready", "agent": "main", "profiles": 3}),
         (200, {"status": "ready", "agent": "work", "profiles": 2}),
         (200, {"status": "ready", "agent": "work", "profiles": 5}),
+        (503, {"status": "unready", "code": "unknown_agent"}),
     ]
+
+
+def test_made_up_agent_ids_do_not_grow_the_metrics(attacked: Running, http: httpx.Client) -> None:
+    """Hundreds of random agent ids (5,000 grew /metrics to 19 MB before): each is 404
+    unknown_agent, and /metrics has not one series more, nor any of the ids."""
+
+    def made_up(count: int) -> list[str]:
+        ids = [f"x{uuid.uuid4().hex}" for _ in range(count)]
+        for agent in ids:
+            response = http.post(attacked.url(A_SHARED) + f"/agents/{agent}/openai/v1/x", json=CHAT)
+            assert response.headers.get("x-openclaw-sidecar-error") == "unknown_agent"
+        return ids
+
+    made_up(3)
+
+    def series() -> list[str]:
+        return [
+            line
+            for line in http.get(attacked.url() + "/metrics").text.splitlines()
+            if not line.startswith("#")
+        ]
+
+    before = until(series, lambda lines: any("unknown_agent" in line for line in lines))
+    ids = made_up(300)
+    after = series()
+    assert len(after) == len(before)
+    assert [agent for agent in ids if agent in "\n".join(after)] == []

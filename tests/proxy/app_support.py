@@ -20,11 +20,12 @@ from sidecar.auth.credentials import CredentialResolver
 from sidecar.auth.outcomes import Outcomes
 from sidecar.auth.refresh import Refresher
 from sidecar.config import BUILTIN_PROVIDERS, Listener, ProviderSpec, Settings, UpstreamSettings
+from sidecar.proxy.agents import KnownAgents
 from sidecar.proxy.app import create_app, create_ops
 from sidecar.proxy.forward import Proxy
 from sidecar.proxy.metrics import Metrics
 from sidecar.proxy.transport import Upstream
-from sidecar.server import auth_lookup
+from sidecar.server import agent_listing, auth_lookup
 from sidecar.store.jsonstore import JsonStore
 from sidecar.store.layout import Layout
 
@@ -206,11 +207,13 @@ class World:
             clock=_now_ms,
         )
         self.outcomes = outcomes = Outcomes(self.store, clock=_now_ms)
+        agents = KnownAgents(agent_listing(self.store), interval_s=0)  # tests add agents
         for name, listener in self.listeners.items():
             proxy = Proxy(
                 self.settings,
                 listener,
                 source=self.store,
+                agents=agents,
                 credentials=credentials,
                 outcomes=outcomes,
                 upstream=upstream,

@@ -1,12 +1,14 @@
 """The proxy in-process, attacked: a credential reaches only its own provider's base URL (the
-Codex backend taking renamed ``openai`` Codex logins is the one exception), and a port bound to
-an agent uses only that agent's own profiles unless it opts into read-through (and the log line
-and metrics say whose profile was used). Every secret is a canary, and every request that
-reaches a fake upstream is checked for whose canaries it carries."""
+Codex backend taking renamed ``openai`` Codex logins is the one exception), a port bound to an
+agent uses only that agent's own profiles unless it opts into read-through (and the log line and
+metrics say whose profile was used), and an agent that does not exist is 404 unknown_agent and
+leaves nothing behind. Every secret is a canary, and every request that reaches a fake upstream
+is checked for whose canaries it carries."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ LISTENERS = {
     "work-inherit": Listener(port=4, agent="work", inherit=True),
     "personal": Listener(port=5, agent="personal"),
     "main": Listener(port=6, agent="main"),
+    "ghost": Listener(port=7, agent="ghost"),  # bound to an agent the state dir does not know
 }
 
 
@@ -242,3 +245,82 @@ async def test_readyz_on_a_bound_port_reports_its_own_agent(world: World) -> Non
         {"status": "ready", "agent": "work", "store": "json", "profiles": own + mains - 1},
         {"status": "ready", "agent": "main", "store": "json", "profiles": mains},
     ]
+
+
+async def test_readyz_on_a_port_bound_to_an_unknown_agent_is_unready(world: World) -> None:
+    """503 naming unknown_agent: every request on that port would be refused."""
+    response = await world.request("ghost", "/readyz", method="GET")
+    body = response.json()
+    assert (response.status_code, body["status"], body["code"]) == (503, "unready", "unknown_agent")
+
+
+# --------------------------------------------------------------------------- unknown agents
+
+
+@pytest.mark.parametrize(
+    ("listener", "path", "headers"),
+    [
+        ("shared", "/agents/ghost/openai/v1/chat/completions", {}),
+        ("shared", "/openai/v1/chat/completions", {"x-openclaw-agent": "ghost"}),
+        ("shared", "/agents/ghost/openai@openai:main-api_key/v1/chat/completions", {}),
+        ("shared-own", "/agents/nobody/anthropic/v1/messages", {}),
+        ("ghost", "/openai/v1/chat/completions", {}),
+    ],
+)
+async def test_an_unknown_agent_is_404_and_never_gets_mains_credentials(
+    world: World, monkeypatch: pytest.MonkeyPatch, listener: str, path: str, headers: dict[str, str]
+) -> None:
+    """No folder, not in openclaw.json: 404 unknown_agent; the store is not even asked."""
+    asked: list[str] = []
+    view = world.store.view
+
+    async def spy(agent: str) -> Any:
+        asked.append(agent)
+        return await view(agent)
+
+    monkeypatch.setattr(world.store, "view", spy)
+    response = await world.request(listener, path, headers)
+    assert (error_code(response), world.calls, asked) == ((404, "unknown_agent"), [], [])
+
+
+async def test_made_up_agent_ids_leave_no_per_agent_state(world: World) -> None:
+    """Hundreds of random agent ids: /metrics does not grow, and no view or rank is cached
+    for any of them."""
+
+    async def made_up(count: int) -> None:
+        for _ in range(count):
+            agent = f"a{uuid.uuid4().hex}"
+            await world.request("shared", f"/agents/{agent}/openai/v1/chat/completions")
+
+    await made_up(5)
+    before = world.metrics.render().splitlines()
+    await made_up(300)
+    proxy = world.proxies["shared"]
+    assert len(world.metrics.render().splitlines()) == len(before)
+    assert b"404" in b"".join(before)
+    assert {agent for agent, _ in proxy._rank_cache} <= set(AGENTS)
+    assert set(world.store._views._entries) <= set(AGENTS)
+
+
+async def test_main_is_known_without_a_folder(tmp_path: Path) -> None:
+    """A fresh state dir: main (the default agent) exists all the same, and a request is
+    404 no_profile with the command that adds one, not unknown_agent."""
+    empty = World(
+        tmp_path, {}, {"shared": Listener(port=1), "main": Listener(port=2, agent="main")}
+    )
+    await empty.start()
+    for listener in ("shared", "main"):
+        response = await empty.request(listener, "/openai/v1/chat/completions")
+        assert error_code(response) == (404, "no_profile")
+        assert "paste-api-key --provider openai --agent main" in response.json()["error"]["message"]
+
+
+async def test_an_agent_known_only_to_openclaw_json_is_known(tmp_path: Path) -> None:
+    """An agent listed in openclaw.json (its folder elsewhere or not made yet) exists."""
+    world = World(tmp_path, {"main": ("openai",)}, {"shared": Listener(port=1)})
+    config = {"agents": {"list": [{"id": "listed"}]}}
+    (world.state / "openclaw.json").write_text(json.dumps(config))
+    await world.start()
+    response = await world.request("shared", "/agents/listed/openai/v1/chat/completions")
+    assert response.status_code == 200
+    assert owners(world) == [("openai", "main", "openai:main-token")]  # a Codex login is not

@@ -18,7 +18,7 @@ from sidecar.store.layout import DEFAULT_AGENT
 from tests.proxy.app_support import CONFIGURED, TYPES, Canary, World, profile_id
 from tests.proxy.test_forward import AGENTS, LISTENERS, SHARED_ID, build
 
-NAMED_AGENTS = tuple(AGENTS)
+NAMED_AGENTS = (*AGENTS, "ghost")  # ghost: no folder, not in openclaw.json
 SUFFIXES = ("/v1/chat/completions", "/v1/messages", "/responses", "/codex/responses", "")
 
 
@@ -90,6 +90,9 @@ def check(world: World, ask: Ask, status: int, code: str | None, first_call: int
     agent = ask.agent()
     if agent is None:
         assert (status, code, calls) == (403, "agent_mismatch", [])
+        return
+    if agent not in AGENTS:
+        assert (status, code, calls) == (404, "unknown_agent", [])
         return
     allowed = {agent, DEFAULT_AGENT} if LISTENERS[ask.listener].reads_through else {agent}
     assert len(calls) <= (2 if ask.reject_first else 1)
