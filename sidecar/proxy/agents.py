@@ -2,8 +2,10 @@
 agent the state dir does not know costs no store read and leaves no per-agent state (views,
 caches, metric labels) behind, so that state stays bounded by the agents that exist.
 
-The list comes from the credential source (agent folders, ``openclaw.json``, the fleet) and is
-looked at again at most once per ``interval_s``: a new agent is served within that interval.
+The list comes from the credential source (agent folders, ``openclaw.json``, the fleet). It is
+read again only when an agent not on it is asked for, and then at most once per ``interval_s``:
+a new agent is served within that interval, and a request for a known one never waits on a
+listing (nor on the fleet's Redis). An agent removed is forgotten at the next listing.
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ class KnownAgents:
         self._lock = anyio.Lock()
 
     async def knows(self, agent: str) -> bool:
-        if self._is_stale():
-            async with self._lock:  # one listing at a time; those queued behind it reuse it
-                if self._is_stale():
-                    self._known = frozenset(await self._listing())
-                    self._listed_at = self._clock()
+        if agent in self._known or not self._is_stale():
+            return agent in self._known
+        async with self._lock:  # one listing at a time; those queued behind it reuse it
+            if self._is_stale():
+                self._known = frozenset(await self._listing())
+                self._listed_at = self._clock()
         return agent in self._known
 
     async def check(self, agent: str) -> str:

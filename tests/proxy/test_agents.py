@@ -1,5 +1,6 @@
-"""Tests for sidecar.proxy.agents: the list of agents that exist, looked at again at most once
-per interval, so unknown ids cost no store read and new agents arrive within the interval."""
+"""Tests for sidecar.proxy.agents: the list of agents that exist, read again only for an agent
+not on it and at most once per interval, so unknown ids cost no store read, known ones never
+wait on a listing, and new agents arrive within the interval."""
 
 from __future__ import annotations
 
@@ -56,13 +57,24 @@ async def test_an_agent_created_later_is_known_once_the_interval_is_over() -> No
     assert listing.calls == 2
 
 
-async def test_an_agent_removed_is_unknown_once_the_interval_is_over() -> None:
-    """The list is looked at again on hits too, so a deleted agent stops being served."""
+async def test_a_known_agent_never_waits_on_a_listing() -> None:
+    """Once listed, known agents are answered from the list however old it is."""
+    listing, clock = Listing("main", "work"), Clock()
+    known = KnownAgents(listing, interval_s=1.0, clock=clock)
+    for _ in range(3):
+        assert await known.knows("work") is True
+        clock.now += 60
+    assert listing.calls == 1
+
+
+async def test_an_agent_removed_is_forgotten_at_the_next_listing() -> None:
+    """A deleted agent stops being served once a lookup of an unlisted one reads the list."""
     listing, clock = Listing("main", "gone"), Clock()
     known = KnownAgents(listing, interval_s=1.0, clock=clock)
     assert await known.knows("gone") is True
     listing.agents.discard("gone")
     clock.now += 1.0
+    assert await known.knows("other") is False
     assert await known.knows("gone") is False
 
 
