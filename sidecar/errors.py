@@ -10,7 +10,8 @@ Every error a user can see is a ``SidecarError`` with a stable ``code`` (the val
     │   ├── StoreUnsupported     store_unsupported 500 a layout this version cannot serve
     │   └── StoreReadOnly        store_read_only  409  era-D/future store, or read-only folder
     ├── RouteError               (400/401/403/404)     what a request asked for cannot be served
-    │   InvalidAgent, InvalidPath, CallerUnauthorized, AgentMismatch, UnknownProvider, NoProfile,
+    │   InvalidAgent, InvalidPath, CallerUnauthorized, AgentMismatch, UnknownProvider,
+    │   UnknownAgent (404: the state dir has no such agent), NoProfile,
     │   UpgradeUnsupported (426: websockets are not proxied; clients fall back to HTTP)
     ├── RefreshError
     │   ├── ReauthRequired       reauth_required  401  the refresh token was rejected
@@ -109,6 +110,11 @@ class AgentMismatch(RouteError):
 
 class UnknownProvider(RouteError):
     code = "unknown_provider"
+    status = 404
+
+
+class UnknownAgent(RouteError):
+    code = "unknown_agent"
     status = 404
 
 

@@ -211,8 +211,20 @@ def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> 
     }
 
 
+class _Stderr:
+    """``sys.stderr`` as it is at each write, not as it was when logging was configured: a
+    command run in-process (tests) may configure logging while stderr is a capture stream that is
+    closed soon after."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(level: str = "info", stream: Any = None) -> None:
-    out = stream or sys.stderr
+    out = stream or _Stderr()
     threshold = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
         processors=[

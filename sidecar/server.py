@@ -25,12 +25,15 @@ from sidecar.log import get_logger
 from sidecar.providers.catalog import ProviderSpec
 from sidecar.providers.grants import ProviderAuth
 from sidecar.proxy.admission import admitting
+from sidecar.proxy.agents import KnownAgents, Listing
 from sidecar.proxy.app import create_app, create_ops
 from sidecar.proxy.forward import Proxy
 from sidecar.proxy.metrics import Metrics
 from sidecar.proxy.transport import Upstream
 from sidecar.sources.choice import open_source
-from sidecar.sources.fleet.composite import with_fleet
+from sidecar.sources.fleet.composite import CompositeSource, with_fleet
+from sidecar.sources.fleet.refresh import FleetUnavailable
+from sidecar.sources.interface import CredentialSource
 from sidecar.sources.openclaw.clock import now_ms
 from sidecar.sources.openclaw.layout import Layout, resolve_home
 from sidecar.sources.openclaw_json.store import JsonStore
@@ -57,6 +60,25 @@ def auth_lookup(providers: Mapping[str, ProviderSpec]) -> AuthLookup:
         )
 
     return auth_for
+
+
+def agent_listing(source: CredentialSource) -> Listing:
+    """Every agent that exists: the local store's (folders, ``openclaw.json``), plus, with a
+    fleet, every agent that has profiles in it. ``CompositeSource.agents()`` knows only the fleet
+    agents this process has read so far (it has no event loop for the CLI), so a host with an
+    empty state dir asks Redis's own list of agents here."""
+    local = source.local if isinstance(source, CompositeSource) else source
+    fleet = source.fleet if isinstance(source, CompositeSource) else None
+
+    async def listing() -> set[str]:
+        found = set(await anyio.to_thread.run_sync(local.agents))
+        if fleet is not None:
+            found.update(fleet.known_agents())
+            with contextlib.suppress(FleetUnavailable):  # the cached ones serve meanwhile
+                found.update(await fleet.agents_online())
+        return found
+
+    return listing
 
 
 def open_store(settings: Settings, environ: Mapping[str, str]) -> JsonStore | SqliteStore:
@@ -154,13 +176,14 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
             clock=now_ms,
             hint_args=where,
         )
-        ops = create_ops(source, metrics, settings.default_agent)
+        agents = KnownAgents(agent_listing(source))
         servers = []
         for listener in settings.listeners:
             proxy = Proxy(
                 settings,
                 listener,
                 source=source,
+                agents=agents,
                 credentials=credentials,
                 outcomes=outcomes,
                 upstream=upstream,
@@ -169,7 +192,7 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
                 hint_args=where,
             )
             config = uvicorn.Config(
-                create_app(proxy, ops),
+                create_app(proxy, create_ops(proxy, metrics)),
                 log_config=None,
                 access_log=False,
                 lifespan="off",

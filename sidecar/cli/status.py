@@ -13,12 +13,13 @@ from sidecar.auth import hints
 from sidecar.cli import report as status
 from sidecar.cli.common import Missing, open_store, settings_of
 from sidecar.config import Settings
-from sidecar.errors import SidecarError, StoreError, StoreUnsupported
+from sidecar.errors import SidecarError, StoreError, StoreUnsupported, UnknownAgent
+from sidecar.server import agent_listing
 from sidecar.sources import choice as sources
 from sidecar.sources.fleet.composite import CompositeSource, with_fleet
 from sidecar.sources.interface import CredentialSource
 from sidecar.sources.openclaw.clock import now_ms
-from sidecar.sources.openclaw.layout import check_agent_id
+from sidecar.sources.openclaw.layout import DEFAULT_AGENT, check_agent_id
 from sidecar.sources.openclaw.views import AgentView
 from sidecar.sources.openclaw_sqlite import fence
 from sidecar.sources.openclaw_sqlite.store import SqliteStore
@@ -38,11 +39,14 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
         )
     if settings.fleet is None:
         views, errors = _views(store, [check_agent_id(args.agent)] if args.agent else None)
+        known = set(store.agents())
     else:  # the fleet's profiles too: their source is the fleet's redis:// origin
-        views, errors = anyio.run(_fleet_views, store, settings, args.agent)
+        views, errors, known = anyio.run(_fleet_views, store, settings, args.agent)
+    errors += _unknown_bound_agents(settings, known, args.agent)
     doc = status.report(views, now_ms(), errors)
     for entry, view in zip(doc["agents"], views, strict=True):
         _annotate(entry, view, sources.notices(store, view.agent, view))
+        entry["listeners"] = _listeners_of(settings, view.agent)
     if args.json:
         out.write(json.dumps(doc, indent=2) + "\n")
     else:
@@ -70,11 +74,14 @@ def _views(store: CredentialSource, agents: list[str] | None) -> Views:
     return views, errors
 
 
-async def _fleet_views(store: CredentialSource, settings: Settings, agent: str | None) -> Views:
+async def _fleet_views(
+    store: CredentialSource, settings: Settings, agent: str | None
+) -> tuple[list[AgentView], list[dict[str, str]], set[str]]:
     source = with_fleet(store, settings)
     views: list[AgentView] = []
     errors: list[dict[str, str]] = []
     try:
+        known = set(await agent_listing(source)())  # the fleet's agents too, as serve sees them
         for name in [check_agent_id(agent)] if agent else source.agents():
             try:
                 views.append(await source.view(name))
@@ -83,7 +90,45 @@ async def _fleet_views(store: CredentialSource, settings: Settings, agent: str |
     finally:
         if isinstance(source, CompositeSource):
             await source.fleet.aclose()
-    return views, errors
+    return views, errors, known
+
+
+def _listeners_of(settings: Settings, agent: str) -> list[dict[str, Any]]:
+    """The ports that serve ``agent`` (bound to it, or shared) and whether each also serves the
+    profiles it inherits from main (``inherit``; off on a bound port unless configured)."""
+    return [
+        {
+            "host": listener.host,
+            "port": listener.port,
+            "agent": listener.agent,
+            "inherit": listener.reads_through and agent != DEFAULT_AGENT,
+        }
+        for listener in settings.listeners
+        if listener.agent in (None, agent)
+    ]
+
+
+def _unknown_bound_agents(
+    settings: Settings, known: set[str], wanted: str | None
+) -> list[dict[str, str]]:
+    """A port bound to an agent the state dir does not know refuses every request."""
+    return [
+        {
+            "agent": listener.agent,
+            "era": "unknown",
+            "code": UnknownAgent.code,
+            "message": (
+                f"{listener.host}:{listener.port} is bound to agent {listener.agent!r}, which "
+                "has no folder in the state dir and is not in openclaw.json: that port answers "
+                "404 unknown_agent until a credential is stored for it (`openclaw-sidecar "
+                f"paste-api-key --agent {listener.agent} --provider <provider>`)"
+            ),
+        }
+        for listener in settings.listeners
+        if listener.agent is not None
+        and listener.agent not in known
+        and wanted in (None, listener.agent)
+    ]
 
 
 def _error(store: CredentialSource, agent: str, exc: SidecarError) -> dict[str, str]:
@@ -101,10 +146,17 @@ def _annotate(entry: dict[str, Any], view: AgentView, notices: list[str]) -> Non
         profile["fence"] = found.state if found else None
 
 
+def _port_line(listener: dict[str, Any]) -> str:
+    kind = "bound to it" if listener["agent"] else "shared"
+    served = "its own and main's profiles" if listener["inherit"] else "its own profiles only"
+    return f"port {listener['host']}:{listener['port']} ({kind}): {served}"
+
+
 def _status_table(doc: dict[str, Any]) -> str:
     lines: list[str] = []
     for agent in doc["agents"]:
         lines.append(f"agent {agent['agent']}  (store: {agent['era']})")
+        lines += [f"  {_port_line(listener)}" for listener in agent.get("listeners", ())]
         if not agent["profiles"]:
             lines.append("  no profiles")
         for p in agent["profiles"]:

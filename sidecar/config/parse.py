@@ -206,6 +206,7 @@ _LISTENER_FIELDS: Fields = {
     "tls_cert_file": _path,
     "tls_key_file": _path,
     "plaintext": _bool,
+    "inherit": _bool,
 }
 _PROVIDER_FIELDS: Fields = {
     "kind": _choice("openai", "openai-codex", "anthropic", "generic"),

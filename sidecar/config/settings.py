@@ -38,6 +38,14 @@ class Listener:
     # Plain HTTP on a non-loopback address: only inside a container or pod whose port no other
     # host can reach (the compose and Kubernetes examples); a central sidecar uses TLS.
     plaintext: bool = False
+    # OpenClaw's read-through from main (store spec §7) on this port; unset: off on a port bound
+    # to an agent (isolation by port), on for a shared one (OpenClaw's own behaviour).
+    inherit: bool | None = None
+
+    @property
+    def reads_through(self) -> bool:
+        """Whether an agent served here also gets the profiles it would inherit from main."""
+        return self.agent is None if self.inherit is None else self.inherit
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,16 +13,20 @@ from sidecar.proxy.edge import guarded
 from sidecar.proxy.forward import Proxy
 from sidecar.proxy.metrics import CONTENT_TYPE, Metrics
 from sidecar.proxy.routing import RESERVED_PATHS
-from sidecar.sources.interface import CredentialSource
 
 
-def create_ops(source: CredentialSource, metrics: Metrics, default_agent: str) -> Starlette:
+def create_ops(proxy: Proxy, metrics: Metrics) -> Starlette:
+    """The operational endpoints of ``proxy``'s listener; /readyz speaks for the agent it serves
+    by default (a bound listener's own), with the profiles that listener may use."""
+    agent = proxy.listener.agent or proxy.settings.default_agent
+
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
         try:
-            view = await source.view(default_agent)
+            await proxy.agents.check(agent)
+            view = proxy.listener_view(await proxy.source.view(agent))
         except SidecarError as exc:
             return JSONResponse(
                 {"status": "unready", "code": exc.code, "reason": exc.message}, status_code=503

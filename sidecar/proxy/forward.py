@@ -32,12 +32,15 @@ from sidecar.log import get_logger
 from sidecar.providers.catalog import ProviderSpec
 from sidecar.providers.injection import credential_injection
 from sidecar.proxy import headers as rules
+from sidecar.proxy.agents import KnownAgents
 from sidecar.proxy.body import ClientDisconnected, RequestBody
 from sidecar.proxy.metrics import Metrics
 from sidecar.proxy.problems import error_body
 from sidecar.proxy.routing import Route, codex_path, resolve_route, upstream_url
+from sidecar.proxy.scope import CODEX, is_codex_login, may_carry, own_view
 from sidecar.proxy.transport import Upstream, is_timeout
 from sidecar.sources.interface import CredentialSource
+from sidecar.sources.openclaw.layout import DEFAULT_AGENT
 from sidecar.sources.openclaw.usage import FailureReason, failure_reason_for_status
 from sidecar.sources.openclaw.views import AgentView, ProfileView, ranked_profiles, usable_first
 
@@ -60,6 +63,7 @@ class Exchange:
     agent: str = "-"
     provider: str = "-"
     profile: str | None = None
+    owner: str = "-"  # whose store holds the profile used (``fleet:<agent>``: the fleet)
     status: int = 0
     error: str | None = None
     response_started: bool = False
@@ -89,6 +93,7 @@ class Proxy:
         listener: Listener,
         *,
         source: CredentialSource,
+        agents: KnownAgents,
         credentials: CredentialResolver,
         outcomes: Outcomes,
         upstream: Upstream,
@@ -99,14 +104,16 @@ class Proxy:
         self.settings = settings
         self.listener = listener
         self.source = source
+        self.agents = agents
         self.credentials = credentials
         self.outcomes = outcomes
         self.upstream = upstream
         self.metrics = metrics
         self.clock = clock
         self.hint_args = tuple(hint_args)  # --config / --state-dir for the commands hints name
-        self.codex = settings.providers.get("openai-codex")
+        self.codex = settings.providers.get(CODEX)
         self._rank_cache: dict[tuple[str, str], tuple[AgentView, list[ProfileView]]] = {}
+        self._own_views: dict[str, tuple[AgentView, AgentView]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ex = Exchange(method=scope["method"], path=_path_of(scope))
@@ -136,8 +143,10 @@ class Proxy:
             # Codex and OpenClaw try a websocket first and fall back to HTTP on a 426.
             raise UpgradeUnsupported("websocket upgrades are not proxied; use plain HTTP")
         route = self._route(scope)
-        ex.agent, ex.provider = route.agent, route.provider
-        view = await self.source.view(route.agent)
+        ex.provider = route.provider
+        # Before anything is read or kept for it: an agent that does not exist leaves no trace.
+        ex.agent = await self.agents.check(route.agent)
+        view = self.listener_view(await self.source.view(route.agent))
         asked = time.perf_counter()
         try:
             cred, chosen, spec = await self._credential(route, view, ex)
@@ -189,6 +198,16 @@ class Proxy:
 
     # --- choosing the profile ---------------------------------------------------------------------
 
+    def listener_view(self, view: AgentView) -> AgentView:
+        """The part of ``view`` this listener may use: without main's profiles unless it reads
+        through (the same object while ``view`` is, so the rank cache keeps hitting)."""
+        if self.listener.reads_through:
+            return view
+        cached = self._own_views.get(view.agent)
+        if cached is None or cached[0] is not view:
+            cached = self._own_views[view.agent] = (view, own_view(view))
+        return cached[1]
+
     def _candidates(self, route: Route, view: AgentView) -> Iterator[ProfileView]:
         if route.profile_id is not None:
             pinned = view.get(route.profile_id)
@@ -198,6 +217,7 @@ class Proxy:
                 raise NoProfile(
                     f"agent {route.agent!r} has no {route.provider} profile "
                     f"{route.profile_id!r}; {self._add_hint(route)}"
+                    f"{self._own_only_note(route.agent)}"
                 )
             return iter([pinned])
         ranked = self._ranked(route, view)
@@ -225,18 +245,23 @@ class Proxy:
         self._rank_cache[key] = (view, ranked)
         return ranked
 
-    @staticmethod
-    def _serves(provider: str, view: ProfileView, *, pinned: bool) -> bool:
-        """Codex logins were renamed ``openai:*`` in 2026.6.1; they serve the Codex route, and the
-        plain ``openai`` route only when pinned."""
+    def _serves(self, provider: str, view: ProfileView, *, pinned: bool) -> bool:
+        """Whether ``view`` may answer a request for ``provider``: only if the upstream it would
+        be sent to is its own provider's. Codex logins renamed ``openai:*`` in 2026.6.1 serve the
+        Codex route, and the plain ``openai`` route only when pinned."""
         profile = view.profile
-        if provider == "openai-codex":
-            return profile.provider == "openai-codex" or (
-                profile.provider == "openai" and profile.type == "oauth"
-            )
-        if provider == "openai" and profile.type == "oauth":
-            return pinned
-        return profile.provider == provider
+        if provider == "openai" and is_codex_login(profile.provider, profile.type) and not pinned:
+            return False
+        upstream = self._spec_for(provider, profile.provider, profile.type)
+        return may_carry(upstream.name, profile.provider, profile.type)
+
+    def _own_only_note(self, agent: str) -> str:
+        if self.listener.reads_through or agent == DEFAULT_AGENT:
+            return ""
+        return (
+            f" (port {self.listener.port} serves only the agent's own profiles, not those it "
+            "would inherit from main; `inherit = true` on the listener changes that)"
+        )
 
     async def _credential(
         self, route: Route, view: AgentView, ex: Exchange
@@ -250,14 +275,15 @@ class Proxy:
                 reason: FailureReason = "auth_permanent" if exc.status == 401 else "timeout"
                 self.outcomes.failure(chosen.owner, chosen.profile.provider, chosen.id, reason)
                 continue
-            ex.profile = chosen.id
-            return cred, chosen, self._spec_for(route.provider, cred)
+            ex.profile, ex.owner = chosen.id, chosen.owner
+            return cred, chosen, self._spec_for(route.provider, cred.provider, cred.type)
         if last is not None:
             raise last
         if view.unreadable is not None:
             raise view.unreadable  # the profile may be among those that could not be read
         raise NoProfile(
             f"agent {route.agent!r} has no {route.provider} profile; {self._add_hint(route)}"
+            f"{self._own_only_note(route.agent)}"
         )
 
     def _add_hint(self, route: Route) -> str:
@@ -266,16 +292,26 @@ class Proxy:
             spec, route.agent, profile_id=route.profile_id, where=self.hint_args
         )
 
-    def _spec_for(self, provider: str, cred: Credential) -> ProviderSpec:
-        if cred.type == "oauth" and cred.provider == "openai" and self.codex is not None:
+    def _spec_for(self, route: str, provider: str, credential_type: str) -> ProviderSpec:
+        """Whose base URL a profile of ``provider`` would go to on the ``route`` provider's path:
+        the route's, except a Codex login on the ``openai`` or Codex path goes to Codex."""
+        codex_route = route in ("openai", CODEX)
+        if codex_route and is_codex_login(provider, credential_type) and self.codex is not None:
             return self.codex
-        return self.settings.providers[provider]
+        return self.settings.providers[route]
 
     # --- sending ---------------------------------------------------------------------------------
 
     async def _send(
         self, scope: Scope, url: str, spec: ProviderSpec, cred: Credential, content: Any
     ) -> httpx.Response:
+        if not may_carry(spec.name, cred.provider, cred.type):
+            # The last word, whatever chose the profile: every upstream request (first send and
+            # replay) is built here, and a credential goes to its own provider's base URL only.
+            raise NoProfile(
+                f"profile {cred.profile_id} is a {cred.provider} credential and is never sent "
+                f"to {spec.name}; name a {spec.name} profile"
+            )
         injection = credential_injection(
             spec, cred.type, cred.secret.reveal(), account_id=cred.account_id
         )
@@ -379,7 +415,7 @@ class Proxy:
 
     def _account(self, ex: Exchange) -> None:
         seconds = time.perf_counter() - ex.started
-        self.metrics.observe(ex.agent, ex.provider, ex.status, seconds, ex.credential_s)
+        self.metrics.observe(ex.agent, ex.provider, ex.status, seconds, ex.credential_s, ex.owner)
         log.info(
             "request_completed",
             method=ex.method,
@@ -387,6 +423,7 @@ class Proxy:
             agent=ex.agent,
             provider=ex.provider,
             profile=ex.profile,
+            owner=ex.owner,
             status=ex.status,
             error=ex.error,
             ms=round(seconds * 1000, 2),

@@ -1,6 +1,6 @@
 """Prometheus metrics in a registry of the app's own (no global state): requests, latency, the
 wait for a credential, refreshes and upstream failures, by agent and provider. Labels never
-carry a secret."""
+carry a secret, and only name agents that exist (an unknown one is refused before it counts)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "openclaw_sidecar_requests",
-            "Requests answered, by agent, provider and status",
-            ["agent", "provider", "status"],
+            "Requests answered, by agent, provider, status and the owner of the profile used "
+            "(main for one inherited from it, fleet:<agent> for the fleet's, - for none)",
+            ["agent", "provider", "status", "owner"],
             registry=self.registry,
         )
         self.latency = Histogram(
@@ -61,8 +62,9 @@ class Metrics:
         status: int,
         seconds: float,
         credential_s: float | None = None,
+        owner: str = "-",
     ) -> None:
-        self.requests.labels(agent, provider, str(status)).inc()
+        self.requests.labels(agent, provider, str(status), owner).inc()
         self.latency.labels(agent, provider).observe(seconds)
         if credential_s is not None:
             self.credential_wait.labels(agent, provider).observe(credential_s)

@@ -249,8 +249,8 @@ def test_non_loopback_listener_with_token_file_is_allowed() -> None:
          "listeners, log, providers, refresh, state_dir, upstream"),
         ({"listeners": [{"port": 1, "hots": "x", "agnet": "a"}]},
          "listeners[0].agnet, listeners[0].hots: unknown key; "
-         "expected one of agent, client_token_file, host, plaintext, port, tls_cert_file, "
-         "tls_key_file"),
+         "expected one of agent, client_token_file, host, inherit, plaintext, port, "
+         "tls_cert_file, tls_key_file"),
         ({"listeners": [{"port": 1}, {"port": 0}]},
          "listeners[1].port: must be an integer 1-65535"),
         ({"listeners": [{"port": 70000}]}, "listeners[0].port: must be an integer 1-65535"),
@@ -555,6 +555,7 @@ def test_with_overrides_is_validated(overrides: dict[str, object], message: str)
          "listeners[0].host: 0.0.0.0 is not a loopback address, so this listener needs a "
          "client_token_file: credentials must not be offered to the network without caller auth"),
         ({"plaintext": "yes"}, "listeners[0].plaintext: must be true or false"),
+        ({"agent": "work", "inherit": "yes"}, "listeners[0].inherit: must be true or false"),
     ],
 )  # fmt: skip
 def test_a_network_listener_needs_tls_and_a_client_token(
@@ -565,6 +566,25 @@ def test_a_network_listener_needs_tls_and_a_client_token(
     with pytest.raises(ConfigError) as caught:
         parse_settings({"listeners": [{"port": 8443, **listener}]}, source="c.toml")
     assert caught.value.message == f"c.toml: {message}"
+
+
+@pytest.mark.parametrize(
+    ("listener", "inherit", "reads_through"),
+    [
+        ({"agent": "work"}, None, False),
+        ({"agent": "work", "inherit": True}, True, True),
+        ({"agent": "work", "inherit": False}, False, False),
+        ({}, None, True),
+        ({"inherit": False}, False, False),
+    ],
+)
+def test_inherit_is_off_on_a_bound_listener_unless_asked_for(
+    listener: dict[str, object], inherit: bool | None, reads_through: bool
+) -> None:
+    """Isolation by port: a bound listener serves only its agent's own profiles until
+    ``inherit = true``; a shared one keeps OpenClaw's read-through unless ``inherit = false``."""
+    (parsed,) = parse_settings({"listeners": [{"port": 1, **listener}]}, source="c").listeners
+    assert (parsed.inherit, parsed.reads_through) == (inherit, reads_through)
 
 
 def test_a_network_listener_with_tls_and_a_token_is_accepted() -> None:

@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.client import HTTPConnection
@@ -359,11 +359,13 @@ class SidecarFactory:
         extra: Mapping[str, Mapping[str, Any]] | None = None,
         client_tokens: Mapping[int, str] | None = None,
         extra_profiles: Sequence[Profile] = (),
+        prepare: Callable[[Path, Canaries], None] | None = None,
     ) -> Running:
         """``listeners`` without ports (they are picked here); ``client_tokens`` maps a
         listener's index to the name of a canary token written to a 0600 file for it. The
         store is a copy of the session's seeded one (its canaries are the session's), plus
-        ``extra_profiles`` stored with the CLI before the start."""
+        ``extra_profiles`` stored with the CLI before the start, then whatever ``prepare``
+        writes into the state dir (registering its secrets as canaries)."""
         workdir = self.root / f"sidecar-{len(self.running)}"
         state_dir = workdir / "state"
         shutil.copytree(self.seeded.state_dir, state_dir)
@@ -372,6 +374,8 @@ class SidecarFactory:
         for profile in extra_profiles:
             canaries.add(profile.profile_id, profile.secret)
         seed_all(cli_env(state_dir, workdir), extra_profiles)
+        if prepare is not None:
+            prepare(state_dir, canaries)
         tables = [dict(listener, port=free_port()) for listener in listeners]
         for index, name in (client_tokens or {}).items():
             path = workdir / f"{name}.token"

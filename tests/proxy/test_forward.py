@@ -20,9 +20,11 @@ from sidecar.auth.outcomes import Outcomes
 from sidecar.auth.refresh import Refresher
 from sidecar.config import Listener, Settings
 from sidecar.proxy import forward
+from sidecar.proxy.agents import KnownAgents
 from sidecar.proxy.forward import Proxy
 from sidecar.proxy.metrics import Metrics
 from sidecar.proxy.transport import Upstream
+from sidecar.server import agent_listing
 from sidecar.sources.choice import open_source
 from sidecar.sources.openclaw.layout import Layout
 
@@ -97,6 +99,7 @@ def make_proxy(tmp_path: Path, upstream: Upstream_, *, with_key: bool = True) ->
         metrics=Metrics(),
         clock=lambda: NOW,
         hint_args=WHERE,
+        agents=KnownAgents(agent_listing(store), interval_s=0),
     )
 
 
@@ -168,6 +171,7 @@ async def test_no_profile_names_commands_that_work_for_the_route(
     """The 404 no_profile message names only commands that store a profile this route can use:
     a ChatGPT sign-in for the Codex backend, never an API key; the agent and the pinned
     profile of the route; the install's --state-dir."""
+    (tmp_path / "state" / "agents" / "work" / "agent").mkdir(parents=True)  # work exists
     proxy = make_proxy(tmp_path, Upstream_(lambda r: httpx.Response(200)), with_key=False)
     sent = await call(proxy, scope("POST", path))
     assert sent[0]["status"] == 404
