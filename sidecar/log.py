@@ -14,7 +14,7 @@ import re
 import sys
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -224,7 +224,7 @@ class _Stderr:
 
 
 def configure(level: str = "info", stream: Any = None) -> None:
-    out = stream or _Stderr()
+    out = stream or cast(TextIO, _Stderr())  # structlog needs only write and flush
     threshold = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
         processors=[
