@@ -31,8 +31,7 @@ from sidecar.proxy.forward import Proxy
 from sidecar.proxy.metrics import Metrics
 from sidecar.proxy.transport import Upstream
 from sidecar.sources.choice import open_source
-from sidecar.sources.fleet.composite import CompositeSource, with_fleet
-from sidecar.sources.fleet.refresh import FleetUnavailable
+from sidecar.sources.fleet.composite import with_fleet
 from sidecar.sources.interface import CredentialSource
 from sidecar.sources.openclaw.clock import now_ms
 from sidecar.sources.openclaw.layout import Layout, resolve_home
@@ -63,22 +62,8 @@ def auth_lookup(providers: Mapping[str, ProviderSpec]) -> AuthLookup:
 
 
 def agent_listing(source: CredentialSource) -> Listing:
-    """Every agent that exists: the local store's (folders, ``openclaw.json``), plus, with a
-    fleet, every agent that has profiles in it. ``CompositeSource.agents()`` knows only the fleet
-    agents this process has read so far (it has no event loop for the CLI), so a host with an
-    empty state dir asks Redis's own list of agents here."""
-    local = source.local if isinstance(source, CompositeSource) else source
-    fleet = source.fleet if isinstance(source, CompositeSource) else None
-
-    async def listing() -> set[str]:
-        found = set(await anyio.to_thread.run_sync(local.agents))
-        if fleet is not None:
-            found.update(fleet.known_agents())
-            with contextlib.suppress(FleetUnavailable):  # the cached ones serve meanwhile
-                found.update(await fleet.agents_online())
-        return found
-
-    return listing
+    """Every agent that exists, as the source lists them (``CredentialSource.all_agents``)."""
+    return source.all_agents
 
 
 def open_store(settings: Settings, environ: Mapping[str, str]) -> JsonStore | SqliteStore:

@@ -33,6 +33,11 @@ class CredentialSource(Protocol):
         """Every agent this source knows, ``main`` first."""
         ...
 
+    async def all_agents(self) -> set[str]:
+        """Every agent that exists, asked afresh (a fleet asks Redis); what ``serve`` checks an
+        agent id against before it reads or keeps anything for it."""
+        ...
+
     async def view(self, agent: str) -> AgentView:
         """The agent's merged profiles; cached, and cheap when nothing changed."""
         ...

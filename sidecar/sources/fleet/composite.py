@@ -4,6 +4,7 @@ each refresh or usage update goes to the source that owns the profile."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from sidecar.config import FleetSettings, Settings
 from sidecar.errors import ConfigError
 from sidecar.log import get_logger
 from sidecar.sources.fleet.crypto import load_keyring
+from sidecar.sources.fleet.refresh import FleetUnavailable
 from sidecar.sources.fleet.store import OWNER_PREFIX, FleetStore
 from sidecar.sources.interface import CredentialSource, Exchange, StateUpdate
 from sidecar.sources.openclaw.clock import now_ms as local_clock
@@ -62,6 +64,15 @@ class CompositeSource:
     def agents(self) -> list[str]:
         local = self.local.agents()
         return local + [a for a in self.fleet.known_agents() if a not in local]
+
+    async def all_agents(self) -> set[str]:
+        """The local store's agents and the fleet's: those read so far, and Redis's own list (a
+        host with an empty state dir knows its fleet agents before their first request)."""
+        found = await self.local.all_agents()
+        found.update(self.fleet.known_agents())
+        with contextlib.suppress(FleetUnavailable):  # the cached ones serve meanwhile
+            found.update(await self.fleet.agents_online())
+        return found
 
     async def view(self, agent: str) -> AgentView:
         own, fleet = await self.local.view(agent), await self.fleet.view(agent)

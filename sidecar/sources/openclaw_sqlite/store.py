@@ -62,6 +62,10 @@ class SqliteStore:
         self._load_config()
         return self.layout.agents(self._config.agents)
 
+    async def all_agents(self) -> set[str]:
+        """``agents()`` off the event loop: it lists folders and may read ``openclaw.json``."""
+        return set(await anyio.to_thread.run_sync(self.agents))
+
     def config(self) -> OpenClawConfig:
         self._load_config()
         return self._config
