@@ -29,6 +29,7 @@ from sidecar.errors import (
 )
 from sidecar.log import get_logger
 from sidecar.providers.catalog import ProviderSpec
+from sidecar.providers.ids import auth_provider_id, profiles_of, stored_spellings
 from sidecar.providers.injection import credential_injection
 from sidecar.proxy import headers as rules
 from sidecar.proxy.body import ClientDisconnected, RequestBody
@@ -189,7 +190,9 @@ class Proxy:
         if cached is not None and cached[0] is view:
             return cached[1]
         providers = (
-            ["openai-codex", "openai"] if route.provider == "openai-codex" else [route.provider]
+            ["openai-codex", "openai"]
+            if route.provider == "openai-codex"
+            else stored_spellings(self._profiles_of(route.provider), _spellings(view))
         )
         ranked = [
             v
@@ -199,10 +202,10 @@ class Proxy:
         self._rank_cache[key] = (view, ranked)
         return ranked
 
-    @staticmethod
-    def _serves(provider: str, view: ProfileView, *, pinned: bool) -> bool:
+    def _serves(self, provider: str, view: ProfileView, *, pinned: bool) -> bool:
         """Codex logins were renamed ``openai:*`` in 2026.6.1; they serve the Codex route, and the
-        plain ``openai`` route only when pinned."""
+        plain ``openai`` route only when pinned. Otherwise a profile serves a route when its
+        provider means the route's, as OpenClaw compares them (``z-ai`` serves ``zai``)."""
         profile = view.profile
         if provider == "openai-codex":
             return profile.provider == "openai-codex" or (
@@ -210,7 +213,10 @@ class Proxy:
             )
         if provider == "openai" and profile.type == "oauth":
             return pinned
-        return profile.provider == provider
+        return auth_provider_id(profile.provider) == self._profiles_of(provider)
+
+    def _profiles_of(self, provider: str) -> str:
+        return profiles_of(self.settings.providers[provider])
 
     async def _credential(
         self, route: Route, view: AgentView, ex: Exchange
@@ -357,6 +363,12 @@ class Proxy:
             ms=round(seconds * 1000, 2),
             credential_ms=None if ex.credential_s is None else round(ex.credential_s * 1000, 2),
         )
+
+
+def _spellings(view: AgentView) -> list[str]:
+    """Every provider id the agent's profiles and orders are stored under."""
+    stored = {v.profile.provider for v in view.profiles.values()}
+    return sorted(stored | set(view.state.order) | set(view.config_order))
 
 
 def _reason(exc: httpx.TransportError) -> str:
