@@ -11,6 +11,7 @@ Every error a user can see is a ``SidecarError`` with a stable ``code`` (the val
     │   └── StoreReadOnly        store_read_only  409  era-D/future store, or read-only folder
     ├── RouteError               (400/401/403/404)     what a request asked for cannot be served
     │   InvalidAgent, InvalidPath, CallerUnauthorized, AgentMismatch, UnknownProvider, NoProfile,
+    │   NoEndpoint (a per-user endpoint neither the profile nor the config gives),
     │   UpgradeUnsupported (426: websockets are not proxied; clients fall back to HTTP)
     ├── RefreshError
     │   ├── ReauthRequired       reauth_required  401  the refresh token was rejected
@@ -97,6 +98,11 @@ class UnknownProvider(RouteError):
 
 class NoProfile(RouteError):
     code = "no_profile"
+    status = 404
+
+
+class NoEndpoint(RouteError):
+    code = "no_endpoint"
     status = 404
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -29,6 +29,7 @@ from sidecar.errors import (
 )
 from sidecar.log import get_logger
 from sidecar.providers.catalog import ProviderSpec
+from sidecar.providers.endpoints import base_url_for
 from sidecar.providers.ids import auth_provider_id, profiles_of, stored_spellings
 from sidecar.providers.injection import credential_injection
 from sidecar.proxy import headers as rules
@@ -231,7 +232,7 @@ class Proxy:
                 self.outcomes.failure(chosen.owner, chosen.profile.provider, chosen.id, reason)
                 continue
             ex.profile = chosen.id
-            return cred, chosen, self._spec_for(route.provider, cred)
+            return cred, chosen, self._spec_for(route.provider, cred, chosen)
         if last is not None:
             raise last
         if view.unreadable is not None:
@@ -242,10 +243,14 @@ class Proxy:
             f"--agent {route.agent}` (or login / paste-token)"
         )
 
-    def _spec_for(self, provider: str, cred: Credential) -> ProviderSpec:
+    def _spec_for(self, provider: str, cred: Credential, chosen: ProfileView) -> ProviderSpec:
         if cred.type == "oauth" and cred.provider == "openai" and self.codex is not None:
             return self.codex
-        return self.settings.providers[provider]
+        spec = self.settings.providers[provider]
+        if spec.endpoint is None:
+            return spec
+        # A per-user endpoint: the profile's (where OpenClaw keeps it), else the config's.
+        return replace(spec, base_url=base_url_for(spec, chosen.profile.raw, chosen.id))
 
     # --- sending ---------------------------------------------------------------------------------
 
