@@ -56,3 +56,14 @@ def stored_spellings(
         if provider not in spellings and auth_provider_id(provider, aliases) == wanted:
             spellings.append(provider)
     return spellings
+
+
+def serves(spec: ProviderSpec, provider: str, cred_type: str) -> bool:
+    """Whether a stored profile (its provider and type) serves ``spec``'s route unpinned, as
+    the proxy chooses: ChatGPT/Codex logins renamed ``openai`` (2026.6.1+) serve openai-codex,
+    not openai; otherwise the profile's provider must mean the route's."""
+    if spec.name == "openai-codex" and provider == "openai":
+        return cred_type == "oauth"
+    if spec.name == "openai" and cred_type == "oauth":
+        return False
+    return auth_provider_id(provider) == profiles_of(spec)

@@ -30,7 +30,7 @@ from sidecar.errors import (
 from sidecar.log import get_logger
 from sidecar.providers.catalog import ProviderSpec
 from sidecar.providers.endpoints import base_url_for
-from sidecar.providers.ids import auth_provider_id, profiles_of, stored_spellings
+from sidecar.providers.ids import auth_provider_id, profiles_of, serves, stored_spellings
 from sidecar.providers.injection import credential_injection
 from sidecar.proxy import headers as rules
 from sidecar.proxy.body import ClientDisconnected, RequestBody
@@ -190,11 +190,10 @@ class Proxy:
         cached = self._rank_cache.get(key)
         if cached is not None and cached[0] is view:
             return cached[1]
-        providers = (
-            ["openai-codex", "openai"]
-            if route.provider == "openai-codex"
-            else stored_spellings(self._profiles_of(route.provider), _spellings(view))
-        )
+        spec = self.settings.providers[route.provider]
+        providers = stored_spellings(profiles_of(spec), _spellings(view))
+        if route.provider == "openai-codex":
+            providers.append("openai")  # 2026.6.1+ stores ChatGPT/Codex logins as openai
         ranked = [
             v
             for v in ranked_profiles(view, providers)
@@ -208,16 +207,9 @@ class Proxy:
         plain ``openai`` route only when pinned. Otherwise a profile serves a route when its
         provider means the route's, as OpenClaw compares them (``z-ai`` serves ``zai``)."""
         profile = view.profile
-        if provider == "openai-codex":
-            return profile.provider == "openai-codex" or (
-                profile.provider == "openai" and profile.type == "oauth"
-            )
-        if provider == "openai" and profile.type == "oauth":
-            return pinned
-        return auth_provider_id(profile.provider) == self._profiles_of(provider)
-
-    def _profiles_of(self, provider: str) -> str:
-        return profiles_of(self.settings.providers[provider])
+        if pinned and provider == "openai" and profile.type == "oauth":
+            return auth_provider_id(profile.provider) == "openai"
+        return serves(self.settings.providers[provider], profile.provider, profile.type)
 
     async def _credential(
         self, route: Route, view: AgentView, ex: Exchange

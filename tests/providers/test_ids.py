@@ -10,6 +10,7 @@ from sidecar.providers.ids import (
     normalize_provider_id,
     profiles_of,
     route_provider,
+    serves,
     stored_spellings,
 )
 
@@ -94,3 +95,21 @@ def test_stored_spellings() -> None:
     assert stored_spellings("minimax", stored) == ["minimax", "minimax-cn", "minimax-api"]
     assert stored_spellings("zai", stored) == ["zai", "z-ai"]
     assert stored_spellings("groq", stored) == ["groq"]
+
+
+@pytest.mark.parametrize(
+    ("name", "provider", "cred_type", "expected"),
+    [
+        ("openai-codex", "openai", "oauth", True),
+        ("openai-codex", "openai", "api_key", False),
+        ("openai-codex", "codex", "oauth", True),
+        ("openai", "openai", "oauth", False),
+        ("openai", "openai", "api_key", True),
+        ("zai-coding-global", "z-ai", "api_key", True),
+        ("zai", "zai", "token", True),
+        ("deepseek", "zai", "api_key", False),
+    ],
+)
+def test_serves(name: str, provider: str, cred_type: str, expected: bool) -> None:
+    """Which stored profiles the proxy would pick from for a route, unpinned."""
+    assert serves(BUILTIN_PROVIDERS[name], provider, cred_type) is expected
