@@ -694,7 +694,7 @@ class Builder:
         out: dict[str, Any] = {
             "id": pid,
             "label": hand.label or self._label(pid),
-            "openclaw": origins or [hand.origin or "sidecar"],
+            "openclaw": origins or self._alias_origins(pid) or [hand.origin or "sidecar"],
             "kind": sidecar.get("kind", "generic"),
             "api": api,
             "api_from": api_from,
@@ -719,6 +719,15 @@ class Builder:
         if hand.note:
             out["note"] = hand.note
         return out
+
+    def _alias_origins(self, pid: str) -> list[str]:
+        """Where a route that OpenClaw only knows as an auth alias (minimax-cn) is declared."""
+        return [
+            f"{version} auth alias of {manifest['providerAuthAliases'][pid]} ({plugin})"
+            for version, pkg in self.packages.items()
+            for plugin, manifest in pkg.manifests.items()
+            if pid in (manifest.get("providerAuthAliases") or {})
+        ]
 
     def _label(self, pid: str) -> str:
         for pkg in self.packages.values():
@@ -846,25 +855,49 @@ class Builder:
 
 def markdown_table(catalog: Mapping[str, Any]) -> str:
     rows = [
-        "| id | OpenClaw | base URL | API | api_key sent as | token / OAuth sent as | "
-        "credentials | refresh |",
-        "|---|---|---|---|---|---|---|---|",
+        "| id | in OpenClaw | base URL | API | API key sent as | token / OAuth sent as | "
+        "stored as | refresh | notes |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for e in catalog["providers"]:
-        base = f"`{e['base_url']}`" if e["base_url"] else "per user"
-        if e.get("endpoint", {}).get("template"):
-            base = f"`{e['endpoint']['template']}`" + (
-                f" (else `{e['base_url']}`)" if e["base_url"] else ""
-            )
-        serves = f" ({e['profiles_from']} profiles)" if e.get("profiles_from") else ""
-        origin = "; ".join(e["openclaw"])
-        refresh = "yes" if e.get("token_url") else "no"
         rows.append(
-            f"| `{e['id']}`{serves} | {origin} | {base} | {e['api']} | {_auth(e['auth'])} | "
-            f"{_auth(e.get('token_auth', e['auth']))} | {', '.join(e['credentials'])} | {refresh} |"
+            f"| `{e['id']}`{_serves(e)} | {_origins(e)} | {_base(e)} | {e['api']} | "
+            f"{_auth(e['auth'])} | {_token_auth(e)} | {', '.join(e['credentials'])} | "
+            f"{'yes' if e.get('token_url') else 'no'} | {e.get('note', '')} |"
         )
     aliases = ", ".join(f"`{a}` → `{t}`" for a, t in catalog["aliases"].items())
-    return "\n".join(rows) + f"\n\nAliases (OpenClaw's auth aliases): {aliases}.\n"
+    return "\n".join(rows) + f"\n\nAliases: {aliases}.\n"
+
+
+def _serves(e: Mapping[str, Any]) -> str:
+    return f" ({e['profiles_from']} profiles)" if e.get("profiles_from") else ""
+
+
+def _origins(e: Mapping[str, Any]) -> str:
+    shown = []
+    for origin in e["openclaw"]:
+        shown.append(origin.replace(f" ({e['id']})", ""))
+    return "; ".join(shown)
+
+
+def _base(e: Mapping[str, Any]) -> str:
+    endpoint = e.get("endpoint", {})
+    if endpoint.get("template"):
+        fields = ", ".join(path for path, _ in endpoint["fields"].values())
+        fallback = f"`{e['base_url']}`" if e["base_url"] else "the config's"
+        return f"`{endpoint['template']}` from the profile's {fields}, else {fallback}"
+    if e["base_url"]:
+        return f"`{e['base_url']}`"
+    default = endpoint.get("openclaw_default")
+    return "per user" + (f" (OpenClaw's default `{default}`)" if default else "")
+
+
+def _token_auth(e: Mapping[str, Any]) -> str:
+    if e["kind"] == "anthropic":
+        return "`Authorization: Bearer` + `anthropic-beta: oauth-2025-04-20`"
+    if e["kind"] in ("openai", "openai-codex"):
+        return "`Authorization: Bearer` (OAuth: + `chatgpt-account-id`, Codex backend)"
+    return _auth(e.get("token_auth", e["auth"]))
 
 
 def _auth(auth: str) -> str:
