@@ -25,7 +25,7 @@ def base_url_for(spec: ProviderSpec, profile: Mapping[str, Any], profile_id: str
     it), else ``spec.base_url`` (the catalog's or the config's), else ``NoEndpoint``."""
     endpoint = spec.endpoint
     if endpoint is not None and endpoint.template is not None:
-        found = _from_profile(spec.name, endpoint, profile, profile_id)
+        found = _from_profile(spec.name, endpoint.template, endpoint, profile, profile_id)
         if found is not None:
             return found
     if spec.base_url:
@@ -52,8 +52,13 @@ def missing_message(spec: ProviderSpec, profile_id: str | None) -> str:
 
 
 def _from_profile(
-    provider: str, endpoint: Endpoint, profile: Mapping[str, Any], profile_id: str
+    provider: str,
+    template: str,
+    endpoint: Endpoint,
+    profile: Mapping[str, Any],
+    profile_id: str,
 ) -> str | None:
+    """``template`` filled from the profile; ``None`` when a field is absent."""
     values: dict[str, str] = {}
     for item in endpoint.fields:
         raw = _lookup(profile, item.path)
@@ -63,8 +68,7 @@ def _from_profile(
         if value is None:
             return None
         values[item.placeholder] = value
-    assert endpoint.template is not None
-    return endpoint.template.format(**values)
+    return template.format(**values)
 
 
 def _lookup(profile: Mapping[str, Any], path: str) -> str | None:

@@ -39,8 +39,8 @@ class ProviderSpec:
     name: str
     kind: ProviderKind
     base_url: str  # "" when the endpoint is per user and not configured
-    auth: str = "bearer"  # how an api_key is sent: bearer | x-api-key | header:<Name> |
-    #                       authorization:<Scheme>
+    # How an api_key is sent: bearer | x-api-key | header:<Name> | authorization:<Scheme>.
+    auth: str = "bearer"
     error_style: ErrorStyle = "openai"
     token_url: str | None = None
     authorize_url: str | None = None
