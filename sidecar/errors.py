@@ -12,6 +12,7 @@ Every error a user can see is a ``SidecarError`` with a stable ``code`` (the val
     ├── RouteError               (400/401/403/404)     what a request asked for cannot be served
     │   InvalidAgent, InvalidPath, CallerUnauthorized, AgentMismatch, UnknownProvider,
     │   UnknownAgent (404: the state dir has no such agent), NoProfile,
+    │   NoEndpoint (a per-user endpoint neither the profile nor the config gives),
     │   UpgradeUnsupported (426: websockets are not proxied; clients fall back to HTTP)
     ├── RefreshError
     │   ├── ReauthRequired       reauth_required  401  the refresh token was rejected
@@ -120,6 +121,11 @@ class UnknownAgent(RouteError):
 
 class NoProfile(RouteError):
     code = "no_profile"
+    status = 404
+
+
+class NoEndpoint(RouteError):
+    code = "no_endpoint"
     status = 404
 
 

@@ -13,6 +13,7 @@ from sidecar.auth import cli_imports as imports
 from sidecar.cli.common import UsageError
 from sidecar.cli.fleet import cmd_fleet
 from sidecar.cli.paste import cmd_paste
+from sidecar.cli.providers import cmd_providers
 from sidecar.cli.serve import cmd_serve
 from sidecar.cli.signin import cmd_import, cmd_login
 from sidecar.cli.status import cmd_status
@@ -23,6 +24,7 @@ EXAMPLES = """\
 examples:
   openclaw-sidecar status                       every agent's profiles and their state
   openclaw-sidecar status --agent work --json   one agent, machine-readable
+  openclaw-sidecar providers                    every provider, its client base URL and profiles
   openclaw-sidecar login --provider openai-codex --agent work
   openclaw-sidecar import claude-cli
   printf '%s\\n' "$KEY" | openclaw-sidecar paste-api-key --provider openai --agent work
@@ -37,6 +39,15 @@ examples:
   openclaw-sidecar serve --config ~/.config/openclaw-sidecar/config.toml
   ANTHROPIC_BASE_URL=http://127.0.0.1:18801/anthropic ANTHROPIC_API_KEY=unused claude -p hi
   OPENAI_BASE_URL=http://127.0.0.1:18801/agents/work/openai/v1 OPENAI_API_KEY=unused my-agent
+"""
+PROVIDERS_EPILOG = """\
+The built-in catalog (every provider id of OpenClaw 2026.6.1 and 2026.9.6, docs/providers.md)
+as [providers.X] in the config overrides and extends it. A client's base URL is the sidecar's
+address plus /<provider>, standing for exactly that provider's base URL.
+
+examples:
+  openclaw-sidecar providers
+  openclaw-sidecar providers --json --config ~/.config/openclaw-sidecar/config.toml
 """
 LOGIN_EPILOG = """\
 Opens the provider's sign-in page (PKCE, state checked) and waits for the browser's callback on
@@ -136,6 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.add_argument("--check", action="store_true", help="exit 0/1/2 by the worst status")
     st.set_defaults(run=cmd_status)
+
+    pv = sub.add_parser(
+        "providers",
+        parents=[common],
+        help="the providers served: base URL, auth, refresh, profiles, client base URL",
+        epilog=PROVIDERS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pv.add_argument("--json", action="store_true", help="machine-readable output")
+    pv.set_defaults(run=cmd_providers)
 
     for name, what in (("paste-token", "token"), ("paste-api-key", "API key")):
         p = sub.add_parser(

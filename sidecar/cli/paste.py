@@ -49,9 +49,9 @@ def check_provider(asked: str, providers: Mapping[str, ProviderSpec], *, force: 
         )
     if provider not in providers and not force:
         raise UsageError(
-            f"--provider {provider}: not a provider the sidecar knows "
-            f"({', '.join(sorted(providers))}); add [providers.{provider}] with its base_url to "
-            "the config and pass --config, or pass --force to store it anyway"
+            f"--provider {provider}: not a provider the sidecar knows (`openclaw-sidecar "
+            f"providers` lists them); add [providers.{provider}] with its base_url to the config "
+            "and pass --config, or pass --force to store it anyway"
         )
     return provider
 

@@ -39,9 +39,8 @@ def cmd_login(args: argparse.Namespace, out: TextIO) -> int:
     spec = settings.providers.get(provider)
     if spec is None:
         raise UsageError(
-            f"--provider {asked[:80]}: not a provider the sidecar knows "
-            f"({', '.join(sorted(settings.providers))}); add [providers.{asked[:80]}] to the "
-            "config and pass --config"
+            f"--provider {asked[:80]}: not a provider the sidecar knows (`openclaw-sidecar "
+            f"providers` lists them); add [providers.{asked[:80]}] to the config and pass --config"
         )
     auth = server.auth_lookup(settings.providers)(provider)
     if auth is None or auth.authorize_url is None or auth.redirect_uri is None:

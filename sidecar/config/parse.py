@@ -137,12 +137,12 @@ def _base_url(value: object, key: str) -> str:
 def _auth(value: object, key: str) -> str:
     if isinstance(value, str) and (value in ("bearer", "x-api-key") or _is_header_auth(value)):
         return value
-    raise ConfigError(f"{key}: must be bearer, x-api-key or header:<Name>")
+    raise ConfigError(f"{key}: must be bearer, x-api-key, header:<Name> or authorization:<Scheme>")
 
 
 def _is_header_auth(value: str) -> bool:
     prefix, _, name = value.partition(":")
-    return prefix == "header" and HEADER_NAME.fullmatch(name) is not None
+    return prefix in ("header", "authorization") and HEADER_NAME.fullmatch(name) is not None
 
 
 # ---- tables

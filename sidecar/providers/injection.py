@@ -46,15 +46,22 @@ def credential_injection(
     if provider.kind == "anthropic" and cred_type != "api_key":
         return Injection(set=(bearer,), merge_beta=ANTHROPIC_OAUTH_BETA)
     if provider.kind == "generic" or cred_type == "api_key":
-        return Injection(set=(_auth_header(provider.auth, secret),))
+        auth = provider.auth
+        if cred_type != "api_key" and provider.token_auth is not None:
+            auth = provider.token_auth  # e.g. Anthropic-style APIs: keys x-api-key, tokens Bearer
+        return Injection(set=(_auth_header(auth, secret),))
     return Injection(set=(bearer,))
 
 
 def _auth_header(auth: str, secret: str) -> tuple[str, str]:
+    """``bearer``, ``x-api-key``, ``header:<Name>`` (the bare secret) or ``authorization:<Scheme>``
+    (e.g. fal's ``Authorization: Key <secret>``)."""
     if auth == "x-api-key":
         return ("x-api-key", secret)
     if auth.startswith("header:"):
         return (auth.removeprefix("header:").lower(), secret)
+    if auth.startswith("authorization:"):
+        return ("authorization", f"{auth.removeprefix('authorization:')} {secret}")
     return ("authorization", f"Bearer {secret}")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -30,6 +30,8 @@ from sidecar.errors import (
 )
 from sidecar.log import get_logger
 from sidecar.providers.catalog import ProviderSpec
+from sidecar.providers.endpoints import base_url_for
+from sidecar.providers.ids import profiles_of, stored_spellings
 from sidecar.providers.injection import credential_injection
 from sidecar.proxy import headers as rules
 from sidecar.proxy.agents import KnownAgents
@@ -234,9 +236,10 @@ class Proxy:
         cached = self._rank_cache.get(key)
         if cached is not None and cached[0] is view:
             return cached[1]
-        providers = (
-            ["openai-codex", "openai"] if route.provider == "openai-codex" else [route.provider]
-        )
+        spec = self.settings.providers[route.provider]
+        providers = stored_spellings(profiles_of(spec), _spellings(view))
+        if route.provider == "openai-codex":
+            providers.append("openai")  # 2026.6.1+ stores ChatGPT/Codex logins as openai
         ranked = [
             v
             for v in ranked_profiles(view, providers)
@@ -247,13 +250,14 @@ class Proxy:
 
     def _serves(self, provider: str, view: ProfileView, *, pinned: bool) -> bool:
         """Whether ``view`` may answer a request for ``provider``: only if the upstream it would
-        be sent to is its own provider's. Codex logins renamed ``openai:*`` in 2026.6.1 serve the
+        be sent to takes its credentials (provider ids compared as OpenClaw compares them, so a
+        ``z-ai`` profile serves ``zai``). Codex logins renamed ``openai:*`` in 2026.6.1 serve the
         Codex route, and the plain ``openai`` route only when pinned."""
         profile = view.profile
         if provider == "openai" and is_codex_login(profile.provider, profile.type) and not pinned:
             return False
-        upstream = self._spec_for(provider, profile.provider, profile.type)
-        return may_carry(upstream.name, profile.provider, profile.type)
+        upstream = self._upstream_for(provider, profile.provider, profile.type)
+        return may_carry(upstream, profile.provider, profile.type)
 
     def _own_only_note(self, agent: str) -> str:
         if self.listener.reads_through or agent == DEFAULT_AGENT:
@@ -276,7 +280,7 @@ class Proxy:
                 self.outcomes.failure(chosen.owner, chosen.profile.provider, chosen.id, reason)
                 continue
             ex.profile, ex.owner = chosen.id, chosen.owner
-            return cred, chosen, self._spec_for(route.provider, cred.provider, cred.type)
+            return cred, chosen, self._spec_for(route.provider, cred, chosen)
         if last is not None:
             raise last
         if view.unreadable is not None:
@@ -292,7 +296,15 @@ class Proxy:
             spec, route.agent, profile_id=route.profile_id, where=self.hint_args
         )
 
-    def _spec_for(self, route: str, provider: str, credential_type: str) -> ProviderSpec:
+    def _spec_for(self, route: str, cred: Credential, chosen: ProfileView) -> ProviderSpec:
+        """The upstream a chosen profile goes to, with a per-user endpoint filled in: the
+        profile's (where OpenClaw keeps it), else the config's."""
+        spec = self._upstream_for(route, cred.provider, cred.type)
+        if spec.endpoint is None:
+            return spec
+        return replace(spec, base_url=base_url_for(spec, chosen.profile.raw, chosen.id))
+
+    def _upstream_for(self, route: str, provider: str, credential_type: str) -> ProviderSpec:
         """Whose base URL a profile of ``provider`` would go to on the ``route`` provider's path:
         the route's, except a Codex login on the ``openai`` or Codex path goes to Codex."""
         codex_route = route in ("openai", CODEX)
@@ -305,7 +317,7 @@ class Proxy:
     async def _send(
         self, scope: Scope, url: str, spec: ProviderSpec, cred: Credential, content: Any
     ) -> httpx.Response:
-        if not may_carry(spec.name, cred.provider, cred.type):
+        if not may_carry(spec, cred.provider, cred.type):
             # The last word, whatever chose the profile: every upstream request (first send and
             # replay) is built here, and a credential goes to its own provider's base URL only.
             raise NoProfile(
@@ -429,6 +441,12 @@ class Proxy:
             ms=round(seconds * 1000, 2),
             credential_ms=None if ex.credential_s is None else round(ex.credential_s * 1000, 2),
         )
+
+
+def _spellings(view: AgentView) -> list[str]:
+    """Every provider id the agent's profiles and orders are stored under."""
+    stored = {v.profile.provider for v in view.profiles.values()}
+    return sorted(stored | set(view.state.order) | set(view.config_order))
 
 
 def _reason(exc: httpx.TransportError) -> str:

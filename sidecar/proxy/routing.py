@@ -16,6 +16,7 @@ from urllib.parse import unquote
 import httpx
 
 from sidecar.errors import AgentMismatch, InvalidAgent, InvalidPath, UnknownProvider
+from sidecar.providers.ids import route_provider
 from sidecar.sources.openclaw.layout import is_valid_agent_id
 
 RESERVED_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -53,11 +54,14 @@ def resolve_route(
     header_agent = _header_agent(headers.get(AGENT_HEADER))
     profile_id = pin if pin is not None else _header_profile(headers.get(PROFILE_HEADER))
     agent = _chosen_agent(path_agent, header_agent, bound_agent, default_agent)
-    if provider not in providers:
-        known = ", ".join(sorted(providers))
-        raise UnknownProvider(f"unknown provider {_shown(provider)}; configured: {known}")
+    routed = route_provider(provider, providers)  # OpenClaw's case and aliases: /Z.AI/ is zai
+    if routed is None:
+        raise UnknownProvider(
+            f"unknown provider {_shown(provider)}; `openclaw-sidecar providers` lists the "
+            f"{len(providers)} configured"
+        )
     rest = segments[1:]
-    return Route(agent, provider, profile_id, "/" + "/".join(rest) if rest else "")
+    return Route(agent, routed, profile_id, "/" + "/".join(rest) if rest else "")
 
 
 def codex_path(base_url: str, upstream_path: str) -> str:

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Final
 
+from sidecar.providers.catalog import ProviderSpec
+from sidecar.providers.ids import auth_provider_id, profiles_of
 from sidecar.sources.openclaw.layout import DEFAULT_AGENT
 from sidecar.sources.openclaw.views import AgentView, ProfileView
 
@@ -18,12 +20,14 @@ CODEX: Final = "openai-codex"
 RENAMED_CODEX: Final = "openai"
 
 
-def may_carry(upstream: str, provider: str, credential_type: str) -> bool:
-    """Whether a ``credential_type`` credential of ``provider`` may be sent to the base URL of
-    the provider named ``upstream``: its own, or the Codex backend for a renamed Codex login."""
-    if provider == upstream:
-        return True
-    return upstream == CODEX and is_codex_login(provider, credential_type)
+def may_carry(upstream: ProviderSpec, provider: str, credential_type: str) -> bool:
+    """Whether a ``credential_type`` credential of ``provider`` may be sent to ``upstream``'s
+    base URL: the credential's provider must be the one whose profiles serve it (ids compared as
+    OpenClaw compares them: ``Z-AI`` and ``z-ai`` mean ``zai``); the one exception is a renamed
+    Codex login going to the Codex backend."""
+    if is_codex_login(provider, credential_type):
+        return upstream.name == CODEX
+    return auth_provider_id(provider) == profiles_of(upstream)
 
 
 def is_codex_login(provider: str, credential_type: str) -> bool:

@@ -413,8 +413,8 @@ def run_cli(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
         (
             ["--provider", "my-llm", "--agent", "work"],
             2,
-            "--provider my-llm: not a provider the sidecar knows (anthropic, openai, "
-            "openai-codex, openrouter); add [providers.my-llm] to the config and pass --config",
+            "--provider my-llm: not a provider the sidecar knows (`openclaw-sidecar providers` "
+            "lists them); add [providers.my-llm] to the config and pass --config",
         ),
         (
             ["--provider", "openai-codex", "--profile-id", "work"],

@@ -127,7 +127,7 @@ def test_an_unknown_provider_needs_config_or_force(tmp_path: Path) -> None:
     config's [providers.X] makes it known, and --force stores it anyway."""
     state = tmp_path / "state"
     line = refused(paste(state, "paste-api-key", "--provider", "my-llm"))
-    assert line.startswith("--provider my-llm: not a provider the sidecar knows (anthropic, ")
+    assert line.startswith("--provider my-llm: not a provider the sidecar knows (`openclaw-")
     assert "[providers.my-llm]" in line
     assert "--force" in line
     config = tmp_path / "sidecar.toml"

@@ -44,6 +44,14 @@ CODEX_DEFAULTS = (("openai-beta", "responses=experimental"), ("originator", "cod
          Injection(set=(("x-goog-api-key", "SECRET"),))),
         (replace(GENERIC, auth="header:X-Goog-Api-Key"), "token", None,
          Injection(set=(("x-goog-api-key", "SECRET"),))),
+        (replace(GENERIC, auth="authorization:Key"), "api_key", None,
+         Injection(set=(("authorization", "Key SECRET"),))),
+        (replace(GENERIC, auth="x-api-key", token_auth="bearer"), "api_key", None,
+         Injection(set=(("x-api-key", "SECRET"),))),
+        (replace(GENERIC, auth="x-api-key", token_auth="bearer"), "token", None,
+         Injection(set=(("authorization", "Bearer SECRET"),))),
+        (replace(GENERIC, auth="x-api-key", token_auth="bearer"), "oauth", "acct-1",
+         Injection(set=(("authorization", "Bearer SECRET"),))),
     ],
 )  # fmt: skip
 def test_credential_injection(

@@ -250,8 +250,7 @@ def test_error_messages_are_short_and_quoted() -> None:
     with pytest.raises(UnknownProvider) as caught:
         route(b"/" + b"x" * 5000 + b"/v1")
     assert caught.value.message == (
-        f"unknown provider {'x' * 64 + '…'!r}; "
-        "configured: anthropic, my-llm, openai, openai-codex, openrouter"
+        f"unknown provider {'x' * 64 + '…'!r}; `openclaw-sidecar providers` lists the 5 configured"
     )
 
 

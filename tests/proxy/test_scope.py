@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from sidecar.providers.catalog import BUILTIN_PROVIDERS, ProviderSpec
 from sidecar.proxy.scope import is_inherited, may_carry, own_view
 from sidecar.sources.openclaw.era import Era
 from sidecar.sources.openclaw.model import ApiKeyCredential, AuthState, UsageStats, parse_entry
@@ -34,13 +35,19 @@ from sidecar.sources.openclaw.views import AgentView, ProfileView
         ("openrouter", "openai", "api_key", False),
         ("my-llm", "openrouter", "api_key", False),
         ("openai-codex", "anthropic", "oauth", False),
-        ("openai", "OpenAI", "api_key", False),  # the store lowercases; nothing else matches
+        ("openai", "OpenAI", "api_key", True),  # ids compared as OpenClaw compares them
+        ("zai", "z-ai", "api_key", True),  # an alias of the provider
+        ("zai-coding-global", "zai", "api_key", True),  # a route served by zai profiles
+        ("zai", "openai", "api_key", False),
     ],
 )
 def test_may_carry(upstream: str, provider: str, kind: str, expected: bool) -> None:
     """A credential goes to its own provider's base URL only; the one exception is an
     ``openai`` OAuth profile (a renamed Codex login) going to the Codex backend."""
-    assert may_carry(upstream, provider, kind) is expected
+    spec = BUILTIN_PROVIDERS.get(upstream) or ProviderSpec(
+        name=upstream, kind="generic", base_url="https://llm.example.com"
+    )
+    assert may_carry(spec, provider, kind) is expected
 
 
 def profile(pid: str, owner: str) -> ProfileView:
