@@ -11,6 +11,7 @@ Every error a user can see is a ``SidecarError`` with a stable ``code`` (the val
     │   └── StoreReadOnly        store_read_only  409  era-D/future store, or read-only folder
     ├── RouteError               (400/401/403/404)     what a request asked for cannot be served
     │   InvalidAgent, InvalidPath, CallerUnauthorized, AgentMismatch, UnknownProvider, NoProfile,
+    │   RepeatedBasePath (404: the client's base URL repeats the end of the provider's base_url),
     │   UpgradeUnsupported (426: websockets are not proxied; clients fall back to HTTP)
     ├── RefreshError
     │   ├── ReauthRequired       reauth_required  401  the refresh token was rejected
@@ -114,6 +115,14 @@ class UnknownProvider(RouteError):
 
 class NoProfile(RouteError):
     code = "no_profile"
+    status = 404
+
+
+class RepeatedBasePath(RouteError):
+    """The path repeats the end of the provider's base_url (``…/my-llm/v1`` for a base_url
+    ending in ``/v1`` sends ``/v1/v1/…``): the client's base URL goes one level too deep."""
+
+    code = "repeated_base_path"
     status = 404
 
 
