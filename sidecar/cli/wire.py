@@ -74,6 +74,21 @@ def choose_listener(settings: Settings, agent: str, port: int | None) -> tuple[L
     return listener, port or listener.port
 
 
+def target_for(
+    settings: Settings, agent: str, *, port: int | None = None, profile_id: str | None = None
+) -> Target:
+    """Where a client of ``agent`` goes: ``choose_listener``'s origin, the agent in the path
+    unless the listener is bound to it or it is the default one, and the pin."""
+    listener, port = choose_listener(settings, agent, port)
+    return Target(
+        origin=origin_of(listener, port),
+        agent=agent,
+        agent_in_path=listener.agent is None and agent != settings.default_agent,
+        profile_id=profile_id,
+        token_file=listener.client_token_file,
+    )
+
+
 def route_of(provider: str, kind: str) -> str:
     """The route a profile serves: Codex logins (``openai`` OAuth since 2026.6.1) serve Codex's."""
     return "openai-codex" if provider == "openai" and kind == "oauth" else provider
@@ -190,17 +205,10 @@ def cmd_wire(args: argparse.Namespace, out: TextIO) -> int:
     settings = settings_of(args)
     client: Client = args.client
     agent = check_agent_id(args.agent or settings.default_agent)
-    listener, port = choose_listener(settings, agent, args.listener_port)
+    target = target_for(settings, agent, port=args.listener_port, profile_id=args.profile)
     warnings: list[str] = []
     view = _view(args, agent, warnings)
     specs = chosen_specs(client, settings.providers, view, asked=args.provider, pinned=args.profile)
-    target = Target(
-        origin=origin_of(listener, port),
-        agent=agent,
-        agent_in_path=listener.agent is None and agent != settings.default_agent,
-        profile_id=args.profile,
-        token_file=listener.client_token_file,
-    )
     warnings += _missing(settings, view, specs, target)
     recipe = build(client, target, specs)
     if client == "env":
