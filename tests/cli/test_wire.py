@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from sidecar import log
 from sidecar.cli import main
 from sidecar.cli.wire import choose_listener, origin_of
 from sidecar.config import Settings
@@ -23,6 +24,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("OPENCLAW_SIDECAR_CONFIG", "CODEX_HOME", "CLAUDE_CONFIG_DIR",
                  "OPENCLAW_CONFIG_PATH", "OPENCLAW_HOME"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
+    # main() configures structlog for the process: that would outlive the test.
+    monkeypatch.setattr(log, "configure", lambda *args, **kwargs: None)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("OPENCLAW_STATE_DIR", str(tmp_path / "state"))
     return tmp_path
