@@ -98,6 +98,12 @@ def exports(text: str) -> str:
     return "\n".join(line.strip() for line in text.splitlines() if line.startswith("  export "))
 
 
+def one_run(text: str, start: str) -> str:
+    """The arguments of the printed one-run command starting with ``start``."""
+    line = next(line.strip() for line in text.splitlines() if line.strip().startswith(start))
+    return line.removeprefix(start.split()[0]).split("   (")[0].strip()
+
+
 @pytest.fixture(scope="module")
 def wired(tmp_path_factory: pytest.TempPathFactory) -> Wired:
     work = tmp_path_factory.mktemp("wire")
@@ -163,6 +169,10 @@ def wired(tmp_path_factory: pytest.TempPathFactory) -> Wired:
         steps.append(
             Step("claude-code", [*CLAUDE, "-p", "say hi"], env=env, cwd=str(home), timeout=90)
         )
+        home = wire("claude-code-env", "claude-code")  # the printed variables, no file
+        script = f'{exports(printed["claude-code-env"])}\nexec "$@"'
+        argv = ["bash", "-c", script, "sh", *CLAUDE, "-p", "say hi"]
+        steps.append(Step("claude-code-env", argv, env=env | clients.base_env(home), timeout=90))
     if CODEX is not None:
         for step, provider in (("codex", "openai"), ("codex-chatgpt", "openai-codex")):
             home = wire(step, "codex", "--provider", provider, "--apply")
@@ -170,6 +180,12 @@ def wired(tmp_path_factory: pytest.TempPathFactory) -> Wired:
             quiet = ["-c", "analytics.enabled=false", "-c", "features.plugins=false"]
             argv = [*CODEX, "exec", "--skip-git-repo-check", *quiet, "say hi"]
             steps.append(Step(step, argv, env=env, cwd=str(home), timeout=120))
+        home = wire("codex-flags", "codex")  # the printed one-run form, no config.toml
+        flags = one_run(printed["codex-flags"], "codex -c ")
+        script = f'exec "$@" {flags} exec --skip-git-repo-check "say hi"'
+        env = clients.base_env(home)  # Codex makes ~/.codex itself, with no config.toml
+        argv = ["bash", "-c", script, "sh", *CODEX, *quiet]
+        steps.append(Step("codex-flags", argv, env=env, cwd=str(home), timeout=120))
     for step, which in (("openai-sdk", "openai"), ("anthropic-sdk", "anthropic")):
         home = wire(step, step)
         script = f'{exports(printed[step])}\nexec "$@"'
@@ -228,6 +244,7 @@ def test_claude_code(wired: Wired) -> None:
     assert settings["env"]["ANTHROPIC_API_KEY"] == PLACEHOLDER
     assert DEFAULT_TEXT in assert_ran(wired, "claude-code")
     seen = wired.requests("/an", ua="claude-cli")
+    assert [r["path"] for r in seen] == ["/an/v1/messages"] * 2  # with claude-code-env's
     assert_only_real(wired, seen, "x-api-key", wired.real["anthropic"])
     assert_logged(wired, "anthropic", "/agents/work/anthropic/v1/messages")
 
@@ -241,9 +258,23 @@ def test_codex_with_an_api_key(wired: Wired) -> None:
     assert "key" not in config.replace("env_key", "")
     assert DEFAULT_TEXT in assert_ran(wired, "codex")
     seen = wired.requests("/oa", ua="codex_exec")
-    assert [r["path"] for r in seen] == ["/oa/v1/responses"]
+    assert [r["path"] for r in seen] == ["/oa/v1/responses"] * 2  # with codex-flags'
     assert_only_real(wired, seen, "authorization", f"Bearer {wired.real['openai']}")
     assert_logged(wired, "openai", "/agents/work/openai/v1/responses")
+
+
+@needs_claude
+def test_claude_code_from_the_environment(wired: Wired) -> None:
+    """`wire claude-code` without --apply: its printed variables alone work just the same."""
+    assert not (wired.homes["claude-code-env"] / ".claude" / "settings.json").exists()
+    assert DEFAULT_TEXT in assert_ran(wired, "claude-code-env")
+
+
+@needs_codex
+def test_codex_one_run_flags(wired: Wired) -> None:
+    """The printed `codex -c …` form works with no config.toml at all."""
+    assert not (wired.homes["codex-flags"] / ".codex" / "config.toml").exists()
+    assert DEFAULT_TEXT in assert_ran(wired, "codex-flags")
 
 
 @needs_codex
