@@ -217,6 +217,13 @@ def cmd_wire(args: argparse.Namespace, out: TextIO) -> int:
         out.write(render_shell(recipe, origin=target.origin, command=_command(args)))
         return _apply(args, recipe, out)
     path = _target_file(args, recipe)
+    sidecar_dir = server.state_dir_of(settings, os.environ)
+    if path is not None and not args.path and path.parent == sidecar_dir:
+        warnings.append(
+            f"{path} is in the sidecar's own state dir: right when OpenClaw shares it "
+            "(docs/openclaw.md §4b); if OpenClaw keeps its state elsewhere, pass --path "
+            "<OpenClaw's openclaw.json>"
+        )
     out.write(render(recipe, origin=target.origin, file_path=path, warnings=warnings))
     return _apply(args, recipe, out)
 

@@ -215,3 +215,19 @@ def test_apply_refuses_to_replace_a_real_key(
     assert code == 1
     assert "env.ANTHROPIC_API_KEY holds what looks like a real credential" in err
     assert [p.name for p in settings.parent.iterdir()] == ["settings.json"]
+
+
+def test_openclaw_json_in_the_sidecars_state_dir_is_named(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """OpenClaw's openclaw.json found by its own rule in the sidecar's state dir (the sidecar's
+    $OPENCLAW_STATE_DIR): a warning says when that is right, and --path for when it is not."""
+    store(home, "main", {"openai:main": api_key("openai")})
+    code, out, _ = wire(capsys, "openclaw")
+    assert code == 0
+    assert (
+        f"warning: {home / 'state' / 'openclaw.json'} is in the sidecar's own state dir: right "
+        "when OpenClaw shares it" in out
+    )
+    code, out, _ = wire(capsys, "openclaw", "--path", str(home / ".openclaw" / "openclaw.json"))
+    assert "warning" not in out
