@@ -13,6 +13,7 @@ Every error a user can see is a ``SidecarError`` with a stable ``code`` (the val
     │   InvalidAgent, InvalidPath, CallerUnauthorized, AgentMismatch, UnknownProvider,
     │   UnknownAgent (404: the state dir has no such agent), NoProfile,
     │   NoEndpoint (a per-user endpoint neither the profile nor the config gives),
+    │   RepeatedBasePath (404: the client's base URL repeats the end of the provider's base_url),
     │   UpgradeUnsupported (426: websockets are not proxied; clients fall back to HTTP)
     ├── RefreshError
     │   ├── ReauthRequired       reauth_required  401  the refresh token was rejected
@@ -126,6 +127,14 @@ class NoProfile(RouteError):
 
 class NoEndpoint(RouteError):
     code = "no_endpoint"
+    status = 404
+
+
+class RepeatedBasePath(RouteError):
+    """The path repeats the end of the provider's base_url (``…/my-llm/v1`` for a base_url
+    ending in ``/v1`` sends ``/v1/v1/…``): the client's base URL goes one level too deep."""
+
+    code = "repeated_base_path"
     status = 404
 
 

@@ -165,38 +165,13 @@ def _claim(claims: dict[str, object], namespace: str, key: str) -> str | None:
 # --- what the user must know ------------------------------------------------------------------
 
 
-def sidecar_base(host: str, port: int, agent: str, default_agent: str) -> str:
-    """The sidecar's base URL for ``agent``; a provider name follows it (product Routing)."""
-    prefix = "" if agent == default_agent else f"/agents/{agent}"
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}{prefix}"
-
-
-def ownership_notice(source: Source, imported: Imported, path: Path, base: str) -> str:
-    """The single-use refresh-token warning, and how to point the CLI at the sidecar.
-
-    ``base`` is the sidecar's ``http://host:port[/agents/<agent>]`` without a provider.
-    """
+def ownership_notice(source: Source, imported: Imported, path: Path) -> str:
+    """The single-use refresh-token warning (an API key: that the CLI keeps working). How to
+    point the CLI at the sidecar follows it: that is ``openclaw-sidecar wire``'s recipe."""
     if not imported.is_oauth:
-        return (
-            f"An API key is not refreshed, so the Codex CLI keeps working. To send it through "
-            f"the sidecar instead: OPENAI_BASE_URL={base}/openai/v1 OPENAI_API_KEY=unused codex\n"
-        )
+        return "An API key is not refreshed, so the Codex CLI keeps working with it.\n"
     cli = "Claude Code" if source == "claude-cli" else "the Codex CLI"
-    head = (
+    return (
         f"Refresh tokens are single-use: once the sidecar refreshes this login, the copy in "
         f"{path} is dead and {cli} will be logged out. The sidecar owns this login now.\n"
-    )
-    if source == "claude-cli":
-        return head + (
-            "Point Claude Code at the sidecar instead:\n"
-            f"  ANTHROPIC_BASE_URL={base}/anthropic ANTHROPIC_API_KEY=unused claude\n"
-        )
-    return head + (
-        "Point the Codex CLI at the sidecar instead, in ~/.codex/config.toml:\n"
-        '  model_provider = "openclaw-sidecar"\n'
-        "  [model_providers.openclaw-sidecar]\n"
-        '  name = "openclaw-sidecar"\n'
-        f'  base_url = "{base}/openai-codex"\n'
-        '  wire_api = "responses"\n'
     )

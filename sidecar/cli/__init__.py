@@ -14,9 +14,11 @@ from sidecar.cli.common import UsageError
 from sidecar.cli.fleet import cmd_fleet
 from sidecar.cli.paste import cmd_paste
 from sidecar.cli.providers import cmd_providers
+from sidecar.cli.recipes import CLIENTS
 from sidecar.cli.serve import cmd_serve
 from sidecar.cli.signin import cmd_import, cmd_login
 from sidecar.cli.status import cmd_status
+from sidecar.cli.wire import cmd_wire
 from sidecar.errors import SidecarError
 from sidecar.sources.openclaw.layout import DEFAULT_AGENT
 
@@ -29,6 +31,7 @@ examples:
   openclaw-sidecar import claude-cli
   printf '%s\\n' "$KEY" | openclaw-sidecar paste-api-key --provider openai --agent work
   claude setup-token | openclaw-sidecar paste-token --provider anthropic --profile-id anthropic:work
+  openclaw-sidecar wire codex --agent work --apply   point the Codex CLI at the sidecar
 """
 SERVE_EPILOG = """\
 With no config: one listener on 127.0.0.1:18801, every agent of the state dir by path or
@@ -71,6 +74,25 @@ examples:
   openclaw-sidecar import claude-cli
   openclaw-sidecar import codex-cli --agent work
   openclaw-sidecar import claude-cli --path /mnt/laptop/.claude/.credentials.json
+"""
+WIRE_EPILOG = """\
+Prints what to set for CLIENT to go through this sidecar as the agent, and what to check
+afterwards; --apply writes it into the client's own file (Codex's config.toml, Claude Code's
+settings.json, OpenClaw's openclaw.json), keeping every other setting and a timestamped backup.
+A client holds only a placeholder key, never a secret; --apply refuses to replace a value that
+looks like a real one. The listener is the one on --port, else the one bound to the agent, else
+the first shared one. Codex takes its API-key route (provider openai) unless --provider
+openai-codex (a ChatGPT login) is given or the agent has only a ChatGPT login.
+
+Client URLs: the sidecar's /<provider> stands for the provider's whole base_url; a client gets
+the URL it would use without the sidecar, with base_url replaced by it.
+
+examples:
+  openclaw-sidecar wire claude-code --agent work
+  openclaw-sidecar wire codex --agent work --apply
+  openclaw-sidecar wire codex --provider openai-codex
+  openclaw-sidecar wire openclaw --apply
+  eval "$(openclaw-sidecar wire env --agent work)"
 """
 FLEET_EPILOG = """\
 Needs a [fleet] table in the config (url_file: a redis:// or rediss:// URL; key_file: base64 of
@@ -210,6 +232,28 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--path", help="the credential file (default: that CLI's own)")
     im.add_argument("--profile-id", help="default: anthropic:claude-cli / openai-codex:codex-cli")
     im.set_defaults(run=cmd_import)
+
+    wr = sub.add_parser(
+        "wire",
+        parents=[common],
+        help="what a client sets to go through this sidecar (--apply: write it)",
+        epilog=WIRE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    wr.add_argument("client", choices=CLIENTS, help="the client to point at the sidecar")
+    wr.add_argument("--agent", help="the agent it acts as (default: the config's default_agent)")
+    wr.add_argument(
+        "--port", dest="listener_port", type=int, help="the listener's port (default: see below)"
+    )
+    wr.add_argument("--profile", help="pin this profile of the agent (its id, <provider>:<name>)")
+    wr.add_argument(
+        "--provider", help="the provider route (default: by client, and what the agent has)"
+    )
+    wr.add_argument(
+        "--apply", action="store_true", help="write it into the client's own file (a backup first)"
+    )
+    wr.add_argument("--path", help="the client's file (default: where the client reads it)")
+    wr.set_defaults(run=cmd_wire)
 
     fl = sub.add_parser(
         "fleet",  # --config/--state-dir go after the action (a parent's would be overwritten)

@@ -14,7 +14,10 @@ import httpx
 from sidecar import server
 from sidecar.auth import cli_imports as imports
 from sidecar.auth import hints, login
+from sidecar.cli import recipes
 from sidecar.cli.common import UsageError, for_store, open_store, settings_of
+from sidecar.cli.wire import target_for
+from sidecar.config import Settings
 from sidecar.sources.openclaw.clock import now_ms
 from sidecar.sources.openclaw.layout import check_agent_id
 
@@ -87,7 +90,29 @@ def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
     stored = store.put_profile_sync(agent, profile_id, fields)
     kind = f"{fields['type']}, provider {fields['provider']}"
     out.write(f"Stored {profile_id} ({kind}) for agent {agent} in {stored}\n")
-    first = settings.listeners[0]
-    base = imports.sidecar_base(first.host, first.port, agent, settings.default_agent)
-    sys.stderr.write(imports.ownership_notice(args.source, found, path, base))
+    sys.stderr.write(imports.ownership_notice(args.source, found, path))
+    sys.stderr.write(_point_at_sidecar(settings, agent, args.source, found.is_oauth))
     return 0
+
+
+def _point_at_sidecar(settings: Settings, agent: str, source: str, oauth: bool) -> str:
+    """How to send the CLI through the sidecar now: the `wire` command that writes it (Codex
+    ignores OPENAI_BASE_URL and OPENAI_API_KEY), and for Claude Code the one-run variables."""
+    where = hints.install_args(
+        settings.config_file, server.state_dir_of(settings, os.environ), os.environ
+    )
+    agent_args = ("--agent", agent) if agent != settings.default_agent else ()
+    if source == "claude-cli":
+        command = hints.command("wire", "claude-code", *agent_args, *where, "--apply")
+        recipe = recipes.claude_code(target_for(settings, agent), settings.providers["anthropic"])
+        once = " ".join(f"{var.name}={var.value}" for var in recipe.env)
+        return (
+            f"Point Claude Code at the sidecar instead: {command} writes it into its "
+            f"settings.json; or for one run:\n  {once} claude\n"
+        )
+    route = ("--provider", "openai-codex") if oauth else ()
+    command = hints.command("wire", "codex", *route, *agent_args, *where, "--apply")
+    return (
+        f"Point the Codex CLI at the sidecar {'instead' if oauth else 'too'}: {command} writes a "
+        "model provider into its config.toml (Codex ignores OPENAI_BASE_URL and OPENAI_API_KEY)\n"
+    )

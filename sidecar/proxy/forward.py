@@ -157,7 +157,9 @@ class Proxy:
         path = route.upstream_path
         if spec.kind == "openai-codex":
             path = codex_path(spec.base_url, path)
-        url = upstream_url(spec.base_url, path, scope.get("query_string", b""))
+        url = upstream_url(
+            spec.base_url, path, scope.get("query_string", b""), provider=route.provider
+        )
         response = await self._send(scope, url, spec, cred, await self._content(raw, body))
         if response.status_code == 401 and cred.type == "oauth":
             response = await self._replay(scope, url, spec, cred, chosen, body, response, ex)

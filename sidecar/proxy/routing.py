@@ -15,7 +15,13 @@ from urllib.parse import unquote
 
 import httpx
 
-from sidecar.errors import AgentMismatch, InvalidAgent, InvalidPath, UnknownProvider
+from sidecar.errors import (
+    AgentMismatch,
+    InvalidAgent,
+    InvalidPath,
+    RepeatedBasePath,
+    UnknownProvider,
+)
 from sidecar.providers.ids import route_provider
 from sidecar.sources.openclaw.layout import is_valid_agent_id
 
@@ -75,8 +81,26 @@ def codex_path(base_url: str, upstream_path: str) -> str:
     return upstream_path
 
 
-def upstream_url(base_url: str, upstream_path: str, query: bytes) -> str:
-    """``base_url`` + path (+ query), refused unless the result stays under ``base_url``."""
+def repeated_base_tail(base_url: str, upstream_path: str) -> str | None:
+    """The end of ``base_url``'s path that ``upstream_path`` starts with again (``/v1`` for a base
+    ending in ``/v1`` and a path ``/v1/chat/completions``), or None.
+
+    The client URL rule (README): ``/<provider>`` stands for the whole base_url, so a client's
+    base URL never repeats a part of it. A client that does (``…/my-llm/v1`` for a base_url
+    ending in ``/v1``) would send ``/v1/v1/…`` upstream: no API has such paths."""
+    base = [s for s in httpx.URL(base_url).raw_path.decode("ascii").split("/") if s]
+    path = upstream_path.split("/")[1:]
+    for k in range(len(base), 0, -1):
+        if path[:k] == base[-k:]:
+            return "/" + "/".join(base[-k:])
+    return None
+
+
+def upstream_url(
+    base_url: str, upstream_path: str, query: bytes, *, provider: str | None = None
+) -> str:
+    """``base_url`` + path (+ query), refused unless the result stays under ``base_url`` and the
+    path does not start by repeating the end of ``base_url`` (``repeated_base_tail``)."""
     if upstream_path and not upstream_path.startswith("/"):
         raise InvalidPath(f"upstream path {_shown(upstream_path)} must start with '/'")
     if any(segment in (".", "..") for segment in upstream_path.split("/")):
@@ -86,6 +110,15 @@ def upstream_url(base_url: str, upstream_path: str, query: bytes) -> str:
     url = base_url + upstream_path + (f"?{query.decode('ascii')}" if query else "")
     if not _stays_under(base_url, url):
         raise InvalidPath(f"the path {_shown(upstream_path)} would leave the provider's base URL")
+    repeated = repeated_base_tail(base_url, upstream_path)
+    if repeated is not None:
+        name = provider or "the provider"
+        raise RepeatedBasePath(
+            f"the path {_shown(upstream_path)} repeats {repeated!r}, the end of {name}'s "
+            f"base_url {base_url}: /{provider or '<provider>'} on the sidecar stands for the "
+            f"whole base_url, so drop {repeated!r} from the end of the client's base URL "
+            f"(`openclaw-sidecar wire` prints the URL for each client)"
+        )
     return url
 
 

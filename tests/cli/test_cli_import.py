@@ -95,8 +95,10 @@ def test_import_claude_cli(tmp_path: Path) -> None:
     assert result.stderr == (
         "Refresh tokens are single-use: once the sidecar refreshes this login, the copy in "
         f"{credentials} is dead and Claude Code will be logged out. The sidecar owns this "
-        "login now.\nPoint Claude Code at the sidecar instead:\n"
-        "  ANTHROPIC_BASE_URL=http://127.0.0.1:18801/anthropic ANTHROPIC_API_KEY=unused claude\n"
+        "login now.\nPoint Claude Code at the sidecar instead: `openclaw-sidecar wire "
+        f"claude-code --state-dir {tmp_path / 'state'} --apply` writes it into its "
+        "settings.json; or for one run:\n  ANTHROPIC_BASE_URL=http://127.0.0.1:18801/anthropic "
+        "ANTHROPIC_API_KEY=openclaw-sidecar-placeholder claude\n"
     )
 
 
@@ -118,7 +120,11 @@ def test_import_codex_cli_from_codex_home(tmp_path: Path) -> None:
         }
     }
     assert "the Codex CLI will be logged out" in result.stderr
-    assert 'base_url = "http://127.0.0.1:18801/agents/work/openai-codex"\n' in result.stderr
+    assert result.stderr.endswith(
+        "Point the Codex CLI at the sidecar instead: `openclaw-sidecar wire codex --provider "
+        f"openai-codex --agent work --state-dir {tmp_path / 'state'} --apply` writes a model "
+        "provider into its config.toml (Codex ignores OPENAI_BASE_URL and OPENAI_API_KEY)\n"
+    )
 
 
 def test_import_codex_cli_api_key(tmp_path: Path) -> None:
@@ -130,7 +136,12 @@ def test_import_codex_cli_api_key(tmp_path: Path) -> None:
         "openai:codex-cli": {"type": "api_key", "provider": "openai", "key": "sk-proj-" + "k" * 40}
     }
     assert result.stdout.startswith("Stored openai:codex-cli (api_key, provider openai) ")
-    assert result.stderr.startswith("An API key is not refreshed")
+    assert result.stderr == (
+        "An API key is not refreshed, so the Codex CLI keeps working with it.\n"
+        "Point the Codex CLI at the sidecar too: `openclaw-sidecar wire codex --state-dir "
+        f"{tmp_path / 'state'} --apply` writes a model provider into its config.toml (Codex "
+        "ignores OPENAI_BASE_URL and OPENAI_API_KEY)\n"
+    )
 
 
 def test_import_with_path_and_profile_id(tmp_path: Path) -> None:

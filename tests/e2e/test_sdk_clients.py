@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import httpx2
+import openai
 import pytest
 from anthropic import Anthropic
 from openai import OpenAI
@@ -231,6 +232,19 @@ def test_custom_provider(sidecar: Running, fake: FakeUpstream, wire: Wire) -> No
     assert completion.choices[0].message.content == "Hello from the fake upstream."
     injected = {CUSTOM_AUTH_HEADER.lower(): sidecar.canaries.keys["my-llm:main"]}
     check_forwarded(wire, fake, path="/my/v1/chat/completions", injected=injected)
+
+
+def test_custom_provider_base_url_repeated(
+    sidecar: Running, fake: FakeUpstream, wire: Wire
+) -> None:
+    """The /v1/v1 trap: my-llm's base_url ends in /v1, so the SDK's natural …/my-llm/v1 is
+    refused with a hint the SDK shows, and nothing reaches the upstream."""
+    client = openai_sdk(sidecar.url() + "/my-llm/v1", wire.sdk_http)
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(**CHAT)
+    assert caught.value.response.headers["x-openclaw-sidecar-error"] == "repeated_base_path"
+    assert "drop '/v1' from the end of the client's base URL" in caught.value.message
+    assert fake.requests == []
 
 
 # --------------------------------------------------------------------------- anthropic

@@ -10,6 +10,7 @@ from sidecar.errors import (
     AgentMismatch,
     InvalidAgent,
     InvalidPath,
+    RepeatedBasePath,
     RouteError,
     SidecarError,
     UnknownProvider,
@@ -19,6 +20,7 @@ from sidecar.proxy.routing import (
     Route,
     codex_path,
     is_valid_agent_id,
+    repeated_base_tail,
     resolve_route,
     upstream_url,
 )
@@ -211,6 +213,46 @@ def test_upstream_url_never_leaves_the_base(base_url: str, path: str, query: byt
     """A path or query that would reach another host or path prefix is invalid_path."""
     with pytest.raises(InvalidPath):
         upstream_url(base_url, path, query)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "path", "expected"),
+    [
+        ("https://llm.example.com/v1", "/v1/chat/completions", "/v1"),
+        ("https://llm.example.com/v1/", "/v1/models", "/v1"),
+        ("https://llm.example.com/v1", "/v1", "/v1"),
+        ("https://openrouter.ai/api", "/api/v1/chat/completions", "/api"),
+        ("https://openrouter.ai/api/v1", "/api/v1/chat/completions", "/api/v1"),
+        ("https://openrouter.ai/api/v1", "/v1/chat/completions", "/v1"),
+        ("https://chatgpt.com/backend-api/codex", "/backend-api/codex/responses",
+         "/backend-api/codex"),
+        ("https://llm.example.com/v1", "/chat/completions", None),
+        ("https://llm.example.com/v1", "", None),
+        ("https://llm.example.com/v1", "/v10/x", None),
+        ("https://api.openai.com", "/v1/chat/completions", None),
+        ("https://api.anthropic.com", "/v1/messages", None),
+        ("https://openrouter.ai/api", "/v1/chat/completions", None),
+        ("https://chatgpt.com/backend-api/codex", "/responses", None),
+        ("https://host/a/v1", "/a/x", None),
+    ],
+)  # fmt: skip
+def test_repeated_base_tail(base_url: str, path: str, expected: str | None) -> None:
+    """A path that starts by repeating the end of the base_url's path is found, with the part
+    repeated; any other path is not."""
+    assert repeated_base_tail(base_url, path) == expected
+
+
+def test_upstream_url_refuses_a_repeated_base_tail() -> None:
+    """…/my-llm/v1 against a base_url ending in /v1 is refused, naming what to drop."""
+    with pytest.raises(RepeatedBasePath) as caught:
+        upstream_url("https://llm.example.com/v1", "/v1/chat/completions", b"", provider="my-llm")
+    assert caught.value.message == (
+        "the path '/v1/chat/completions' repeats '/v1', the end of my-llm's base_url "
+        "https://llm.example.com/v1: /my-llm on the sidecar stands for the whole base_url, so "
+        "drop '/v1' from the end of the client's base URL (`openclaw-sidecar wire` prints the "
+        "URL for each client)"
+    )
+    assert (caught.value.code, caught.value.status) == ("repeated_base_path", 404)
 
 
 @pytest.mark.parametrize(

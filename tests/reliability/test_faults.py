@@ -45,7 +45,7 @@ MAIN_KEY = "sk-main-" + "m" * 24
 CHAT: dict[str, Any] = {"model": "gpt-fake", "messages": [{"role": "user", "content": "hi"}]}
 OTHER = "/agents/other/openai@openai:other/v1/chat/completions"
 MAIN_OPENAI = "/openai/v1/chat/completions"
-DOWN = "/down/v1/chat/completions"
+DOWN = "/down/chat/completions"
 TIMEOUT_S = 1  # refresh and upstream read timeout: "slow" is anything past it
 
 

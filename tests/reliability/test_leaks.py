@@ -181,7 +181,7 @@ def drive(leaky: Leaky, seen: Seen) -> int:
     work = {"authorization": f"Bearer {s['client']}", "anthropic-version": "2023-06-01"}
     calls: list[tuple[str, str, dict[str, Any], dict[str, str]]] = [
         (url(0), "/openai/v1/chat/completions", CHAT, {}),
-        (url(0), "/my-llm/v1/chat/completions", CHAT, {}),
+        (url(0), "/my-llm/chat/completions", CHAT, {}),
         (url(0), RESPONSES, dict(RESPONSES_BODY), {}),  # refresh of an expired login
         (url(0), RESPONSES, dict(RESPONSES_BODY), {}),
         (url(1), "/anthropic/v1/messages", MESSAGE, work),
