@@ -326,6 +326,8 @@ def test_the_background_refresher_refreshes_a_profile_in_use_before_it_is_due(
     sidecar = sidecars.start(background_interval_seconds=1)
     # Usable for 4 s more (OpenClaw's 5-minute margin), so due within the 2 s lookahead soon.
     old = seed_codex(sidecars, token_server, 304)
+    # serve read the empty store at start; its view is re-checked within a second.
+    wait_until("the profile to be seen", lambda: ready_profiles(http, sidecar.url()) == 1)
     assert http.post(sidecar.url() + RESPONSES, json=RESPONSES_BODY).status_code == 200
     assert token_server.calls == 0  # the request itself did not refresh
     assert token_server.registry.wait_arrivals(1, timeout=10)
@@ -342,3 +344,8 @@ def test_the_background_refresher_refreshes_a_profile_in_use_before_it_is_due(
     assert stored["expires"] > old["expires"]
     assert http.post(sidecar.url() + RESPONSES, json=RESPONSES_BODY).status_code == 200
     assert token_server.calls == 1
+
+
+def ready_profiles(http: httpx.Client, url: str) -> int:
+    """How many profiles /readyz says the default agent has."""
+    return int(http.get(url + "/readyz").json().get("profiles", 0))
