@@ -20,6 +20,7 @@ import anyio
 
 from sidecar.errors import NoProfile, ReauthRequired, RefreshUnavailable, StoreError
 from sidecar.log import get_logger
+from sidecar.providers.catalog import BUILTIN_PROVIDERS
 from sidecar.sources.interface import Exchange
 from sidecar.sources.openclaw import locks, model
 from sidecar.sources.openclaw.layout import Layout
@@ -57,11 +58,14 @@ class _Wait:
 
 
 def reauth_message(profile_id: str, provider: str, why: str) -> str:
+    """What to run: OpenClaw's own sign-in, which works for every provider it has logins for,
+    and the sidecar's ``login`` only where the sidecar has a sign-in flow for the provider."""
+    commands = f"`openclaw models auth login --provider {provider}`"
     login = "openai-codex" if provider == "openai" else provider
-    return (
-        f"{profile_id}: {why}, so its refresh token is spent. Sign in again: `openclaw models "
-        f"auth login --provider {provider}` or `openclaw-sidecar login --provider {login}`"
-    )
+    spec = BUILTIN_PROVIDERS.get(login)
+    if spec is not None and spec.authorize_url is not None:
+        commands += f" or `openclaw-sidecar login --provider {login}`"
+    return f"{profile_id}: {why}, so its refresh token is spent. Sign in again: {commands}"
 
 
 class FenceRefresh:
