@@ -14,7 +14,11 @@ Every error a user can see is a ``SidecarError`` with a stable ``code`` (the val
     │   UnknownAgent (404: the state dir has no such agent), NoProfile,
     │   NoEndpoint (a per-user endpoint neither the profile nor the config gives),
     │   RepeatedBasePath (404: the client's base URL repeats the end of the provider's base_url),
-    │   UpgradeUnsupported (426: websockets are not proxied; clients fall back to HTTP)
+    │   UpgradeUnsupported (426: websockets are not proxied; clients fall back to HTTP),
+    │   and at the listener's edge (``proxy/edge.py``): InvalidFraming (400: ambiguous body
+    │   framing, connection closed), MethodNotAllowed (405: TRACE, CONNECT)
+    ├── HeadTimeout, TooManyConnections  (408, 503; ``proxy/admission.py``) a connection refused
+    │   before its request is read: a head too slow, a listener at its connection cap
     ├── RefreshError
     │   ├── ReauthRequired       reauth_required  401  the refresh token was rejected
     │   └── RefreshUnavailable   refresh_unavailable 503  token endpoint down or slow
