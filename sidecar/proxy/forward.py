@@ -40,6 +40,8 @@ from sidecar.proxy.transport import Upstream, is_timeout
 from sidecar.sources.interface import CredentialSource
 from sidecar.sources.openclaw.usage import FailureReason, failure_reason_for_status
 from sidecar.sources.openclaw.views import AgentView, ProfileView, ranked_profiles, usable_first
+from sidecar.usage.recorder import NO_USAGE, UsageSink
+from sidecar.usage.tap import NO_TAP, Tap
 
 log = get_logger("sidecar.proxy")
 
@@ -60,6 +62,7 @@ class Exchange:
     agent: str = "-"
     provider: str = "-"
     profile: str | None = None
+    owner: str | None = None  # the agent whose store holds the profile
     status: int = 0
     error: str | None = None
     response_started: bool = False
@@ -69,6 +72,7 @@ class Exchange:
     body_expected: int | None = None  # the answer's length when its framing says it
     upstream_ended: anyio.Event = field(default_factory=anyio.Event)  # its whole body relayed
     client_left_after: int | None = None  # body bytes sent when the client was seen leaving
+    usage: Tap = NO_TAP  # reads tokens from the answer as it is relayed (sidecar/usage/)
 
     def client_has_all(self) -> bool:
         return self.body_expected is not None and self.body_sent >= self.body_expected
@@ -95,6 +99,7 @@ class Proxy:
         metrics: Metrics,
         clock: Callable[[], int],
         hint_args: Sequence[str] = (),
+        usage: UsageSink = NO_USAGE,
     ) -> None:
         self.settings = settings
         self.listener = listener
@@ -105,6 +110,7 @@ class Proxy:
         self.metrics = metrics
         self.clock = clock
         self.hint_args = tuple(hint_args)  # --config / --state-dir for the commands hints name
+        self.usage = usage
         self.codex = settings.providers.get("openai-codex")
         self._rank_cache: dict[tuple[str, str], tuple[AgentView, list[ProfileView]]] = {}
 
@@ -250,7 +256,7 @@ class Proxy:
                 reason: FailureReason = "auth_permanent" if exc.status == 401 else "timeout"
                 self.outcomes.failure(chosen.owner, chosen.profile.provider, chosen.id, reason)
                 continue
-            ex.profile = chosen.id
+            ex.profile, ex.owner = chosen.id, chosen.owner
             return cred, chosen, self._spec_for(route.provider, cred)
         if last is not None:
             raise last
@@ -342,6 +348,7 @@ class Proxy:
     ) -> None:
         ex.status = response.status_code
         ex.body_expected = _body_length(response, ex.method)
+        ex.usage = self.usage.observe(response.headers.raw, body)
         try:
             if body.complete and _may_stream(response):
                 async with anyio.create_task_group() as tg:
@@ -380,6 +387,7 @@ class Proxy:
     def _account(self, ex: Exchange) -> None:
         seconds = time.perf_counter() - ex.started
         self.metrics.observe(ex.agent, ex.provider, ex.status, seconds, ex.credential_s)
+        self.usage.record(ex, seconds)
         log.info(
             "request_completed",
             method=ex.method,
@@ -444,6 +452,7 @@ async def _relay(response: httpx.Response, send: Send, ex: Exchange) -> None:
         async for chunk in response.aiter_raw():
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
             ex.body_sent += len(chunk)
+            ex.usage.feed(chunk)
         ex.upstream_ended.set()
     except httpx.HTTPError as exc:
         ex.error = "upstream_stream_failed"
