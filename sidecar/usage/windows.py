@@ -168,3 +168,14 @@ def _completed(window: Window) -> Window:
     if window.utilization is None and window.kind in ("anthropic", "openai"):
         return replace(window, utilization=_used(window.limit, window.remaining))
     return window
+
+
+def label(window: Window) -> str:
+    """What a person calls the window: Codex's primary and secondary by their length (``5h``,
+    ``7d``), every other by its name."""
+    minutes = window.window_minutes
+    if window.kind != "codex" or not minutes:
+        return window.name
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440}d"
+    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"

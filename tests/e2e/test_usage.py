@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sidecar.usage import db, queries
 from sidecar.usage.tokens import Tokens
 from tests.e2e.conftest import Running, SidecarFactory, provider_tables
+from tests.e2e.sidecar import run_cli
 from tests.fakes.upstream import FakeUpstream
 
 pytestmark = pytest.mark.e2e
@@ -206,11 +207,57 @@ def summary(path: Path) -> list[queries.Summary]:
         conn.close()
 
 
+def cli_json(sidecar: Running, *args: str) -> Any:
+    """A command's --json output, run with the sidecar's config and environment."""
+    config = sidecar.workdir / f"sidecar-{sidecar.sidecar.ports[0]}.toml"
+    done = run_cli([*args, "--json", "--config", str(config)], sidecar.env)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def usage_rows(sidecar: Running) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = cli_json(sidecar, "usage", "--since", "1h")["rows"]
+    return rows
+
+
+def expected_rows() -> list[dict[str, Any]]:
+    counts = {"personal": 2, "work": 3}
+    return [
+        {
+            "key": agent,
+            "requests": counts[agent],
+            "errors": 0,
+            "withUsage": counts[agent],
+            "tokens": {
+                "input": t["input"],
+                "output": t["output"],
+                "cached": t["cached"],
+                "cacheWrite": t["cache_write"],
+                "reasoning": t["reasoning"],
+                "total": t["input"] + t["output"],
+            },
+        }
+        for agent, t in sorted(expected_by_agent().items())
+    ]
+
+
+def status_windows(sidecar: Running) -> dict[str, list[tuple[str, float, int | None]]]:
+    """status --json: each profile's windows as (name, utilization, resetsAt)."""
+    doc = cli_json(sidecar, "status")
+    return {
+        p["profileId"]: [(w["name"], w["utilization"], w["resetsAt"]) for w in p["windows"]]
+        for a in doc["agents"]
+        for p in a["profiles"]
+        if p["windows"] and a["agent"] == p["owner"]
+    }
+
+
 def test_usage_of_two_agents_is_recorded_exactly_and_survives_a_restart(
     sidecar_factory: SidecarFactory, fake: FakeUpstream, http: httpx.Client, data_dir: Path
 ) -> None:
-    """JSON and SSE answers of two agents: the database, /metrics' token counters and window
-    gauges hold exactly what the upstream reported, before and after a restart."""
+    """JSON and SSE answers of two agents: the database, `usage --json`, /metrics' token
+    counters and window gauges and `status` hold exactly what the upstream reported, before
+    and after a restart."""
     first = start(sidecar_factory, fake, data_dir)
     send_all(http, first)
     expected = expected_by_agent()
@@ -237,6 +284,14 @@ def test_usage_of_two_agents_is_recorded_exactly_and_survives_a_restart(
         ("work", "work", "openai:work", "openai", "gpt-usage-c", 200),
     ]
 
+    assert usage_rows(first) == expected_rows()
+    requests_window = status_windows(first)["openai:work"]
+    assert status_windows(first) == {
+        "anthropic:personal": [("5h", 0.42, 1_800_003_600_000), ("7d", 0.18, 1_800_500_000_000)],
+        "openai:work": [("requests", 0.2, requests_window[0][2])],
+    }
+
     second = start(sidecar_factory, fake, data_dir)
     samples = metrics(http, second)
     assert (tokens_by_agent(samples), windows(samples)) == (expected, WINDOWS)
+    assert usage_rows(second) == expected_rows()

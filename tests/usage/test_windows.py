@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.usage.windows import Window, duration_ms, windows_from_headers
+from sidecar.usage.windows import Window, duration_ms, label, windows_from_headers
 
 NOW = 1_800_000_000_000
 
@@ -122,3 +122,19 @@ def test_headers_that_describe_no_window(headers: list[tuple[bytes, bytes]]) -> 
 def test_duration_ms(text: str, ms: int | None) -> None:
     """OpenAI's Go-style durations."""
     assert duration_ms(text) == ms
+
+
+@pytest.mark.parametrize(
+    ("window", "text"),
+    [
+        (Window("primary", "codex", window_minutes=300), "5h"),
+        (Window("secondary", "codex", window_minutes=10080), "7d"),
+        (Window("primary", "codex", window_minutes=90), "90m"),
+        (Window("primary", "codex"), "primary"),
+        (Window("5h", "anthropic-unified", window_minutes=300), "5h"),
+        (Window("requests", "openai"), "requests"),
+    ],
+)
+def test_label(window: Window, text: str) -> None:
+    """Codex's windows are named by their length, the others by their own names."""
+    assert label(window) == text
