@@ -1,4 +1,5 @@
-"""What ``status`` reports, computed purely from agent views and ``now`` (store spec §11)."""
+"""What ``status`` reports, computed purely from agent views and ``now`` (store spec §11); the
+states themselves are ``sources.openclaw.expiry``'s."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sidecar.secret import Secret
+from sidecar.sources.openclaw.expiry import expires_at, profile_status
 from sidecar.sources.openclaw.model import (
     ApiKeyCredential,
     OAuthCredential,
     Profile,
-    TokenCredential,
 )
 from sidecar.sources.openclaw.views import AgentView, ProfileView
 from sidecar.usage.db import WindowRow
@@ -18,32 +19,6 @@ from sidecar.usage.windows import label as window_label
 
 # The latest windows of each profile, by (owner, profile id): ``usage.queries.latest_windows``.
 Windows = Mapping[tuple[str, str], Sequence[WindowRow]]
-
-EXPIRING_MS = 24 * 3600 * 1000
-STATUS_RANK = {"ok": 0, "static": 0, "expiring": 2, "expired": 1, "missing": 1}
-
-
-def profile_status(profile: Profile, now_ms: int) -> str:
-    """``static`` (api key, token without expiry), ``ok``, ``expiring`` (< 24 h), ``expired``,
-    ``missing`` (no secret at all)."""
-    if isinstance(profile, ApiKeyCredential):
-        return "static" if profile.key or profile.key_ref else "missing"
-    if isinstance(profile, TokenCredential):
-        if not (profile.token or profile.token_ref):
-            return "missing"
-        if profile.expires is None:
-            return "static"
-        return _by_expiry(profile.expires, now_ms)
-    if not profile.access and not profile.refresh:
-        return "missing"
-    return _by_expiry(profile.expires or 0, now_ms)
-
-
-def _by_expiry(expires: int, now_ms: int) -> str:
-    if expires <= now_ms:
-        return "expired"
-    return "expiring" if expires - now_ms < EXPIRING_MS else "ok"
-
 
 def label(profile: Profile) -> str:
     """OpenClaw's ``label``: the profile id, with the email when there is one."""
@@ -65,10 +40,6 @@ def secret_label(profile: Profile) -> str:
     if ref is not None:
         return f"{prefix}ref({ref.source}:{ref.id})"
     return prefix + "missing"
-
-
-def expires_at(profile: Profile) -> int | None:
-    return profile.expires if isinstance(profile, TokenCredential | OAuthCredential) else None
 
 
 def window_entry(row: WindowRow) -> dict[str, Any]:

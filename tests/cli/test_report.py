@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from sidecar.cli import report as status
+from sidecar.sources.openclaw import expiry
 from sidecar.sources.openclaw.layout import Layout
 from sidecar.sources.openclaw.model import InvalidEntry, parse_entry
 from sidecar.sources.openclaw_json.store import JsonStore
@@ -61,7 +62,7 @@ def test_profile_status(raw: dict[str, Any], expected: str) -> None:
     """static, ok, expiring (< 24 h), expired and missing, by type, secret and expiry."""
     profile = parse_entry("p:x", raw)
     assert not isinstance(profile, InvalidEntry)
-    assert status.profile_status(profile, NOW) == expected
+    assert expiry.profile_status(profile, NOW) == expected
 
 
 @pytest.mark.parametrize(
