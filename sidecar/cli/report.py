@@ -20,6 +20,7 @@ from sidecar.usage.windows import label as window_label
 # The latest windows of each profile, by (owner, profile id): ``usage.queries.latest_windows``.
 Windows = Mapping[tuple[str, str], Sequence[WindowRow]]
 
+
 def label(profile: Profile) -> str:
     """OpenClaw's ``label``: the profile id, with the email when there is one."""
     return f"{profile.id} ({profile.email})" if profile.email else profile.id
