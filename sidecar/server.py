@@ -35,6 +35,7 @@ from sidecar.sources.openclaw.clock import now_ms
 from sidecar.sources.openclaw.layout import Layout, resolve_home
 from sidecar.sources.openclaw_json.store import JsonStore
 from sidecar.sources.openclaw_sqlite.store import SqliteStore
+from sidecar.ui.app import create_ui
 from sidecar.usage.db import database_path
 from sidecar.usage.recorder import NO_USAGE, Recorder, retention_ms
 
@@ -206,8 +207,15 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
                 hint_args=where,
                 usage=recorder or NO_USAGE,
             )
+            ui = create_ui(
+                listener,
+                source=source,
+                outcomes=outcomes,
+                database=None if recorder is None else recorder.path,
+                clock=now_ms,
+            )
             config = uvicorn.Config(
-                create_app(proxy, ops),
+                create_app(proxy, ops, ui),
                 log_config=None,
                 access_log=False,
                 lifespan="off",

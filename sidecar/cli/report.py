@@ -111,13 +111,6 @@ def report(
     }
 
 
-def by_profile(rows: Sequence[WindowRow]) -> dict[tuple[str, str], list[WindowRow]]:
-    found: dict[tuple[str, str], list[WindowRow]] = {}
-    for row in rows:
-        found.setdefault((row.owner, row.profile), []).append(row)
-    return found
-
-
 def windows_text(windows: Sequence[dict[str, Any]], now_ms: int) -> str:
     """``5h 42% resets 2h10m  7d 18% resets 3d``: the windows with a share used."""
     parts = []

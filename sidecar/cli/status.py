@@ -69,7 +69,7 @@ def _windows(settings: Settings) -> status.Windows:
         if conn is None:
             return {}
         try:
-            return status.by_profile(queries.latest_windows(conn))
+            return queries.windows_by_profile(queries.latest_windows(conn))
         finally:
             conn.close()
     except sqlite3.Error:

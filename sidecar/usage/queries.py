@@ -112,6 +112,14 @@ def latest_windows(conn: sqlite3.Connection) -> list[WindowRow]:
     return [_window_row(row) for row in rows]
 
 
+def windows_by_profile(rows: list[WindowRow]) -> dict[tuple[str, str], list[WindowRow]]:
+    """``latest_windows``' rows by (owner, profile id)."""
+    found: dict[tuple[str, str], list[WindowRow]] = {}
+    for row in rows:
+        found.setdefault((row.owner, row.profile), []).append(row)
+    return found
+
+
 def _window_row(row: tuple[object, ...]) -> WindowRow:
     owner, profile, provider, name, kind, util, reset, limit, remaining, minutes, status, seen = row
     window = Window(

@@ -15,6 +15,7 @@ from sidecar.sources.openclaw.layout import Layout
 from sidecar.sources.openclaw.model import InvalidEntry, parse_entry
 from sidecar.sources.openclaw_json.store import JsonStore
 from sidecar.usage.db import WindowRow
+from sidecar.usage.queries import windows_by_profile
 from sidecar.usage.windows import Window
 
 NOW = 1_767_225_600_000
@@ -137,7 +138,7 @@ def test_report_names_owner_and_file_of_inherited_profiles(tmp_path: Path) -> No
         "work", "auth-profiles.json", {"version": 1, "profiles": {"w:k": api_key(keyRef=ENV_REF)}}
     )
     primary = Window("primary", "codex", 0.25, NOW + HOUR, window_minutes=300)
-    windows = status.by_profile([WindowRow("main", "c:a", "openai-codex", primary, NOW - MIN)])
+    windows = windows_by_profile([WindowRow("main", "c:a", "openai-codex", primary, NOW - MIN)])
     doc = status.report(
         [s.store.view_sync("work")], NOW, [{"agent": "x", "error": "boom"}], windows
     )
