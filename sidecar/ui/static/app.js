@@ -109,30 +109,46 @@ function profileRow(agent, p) {
   );
 }
 
-function drawAgents(state) {
-  const cards = state.agents.map((a) =>
-    el(
-      "div",
-      { class: "agent", "data-agent": a.agent },
-      el("h3", {}, `agent ${a.agent}`),
-      a.profiles.length
-        ? el(
-            "table",
-            {},
-            el(
-              "tr",
-              {},
-              ["profile", "provider", "state", "expires", "cooldown", "windows"].map((h) => el("th", {}, h)),
-            ),
-            a.profiles.map((p) => profileRow(a.agent, p)),
-          )
-        : el("p", { class: "small" }, "no profiles"),
-    ),
+const COLUMNS = [
+  ["profile", "22%"], ["provider", "11%"], ["state", "9%"],
+  ["expires", "10%"], ["cooldown", "16%"], ["windows", "32%"],
+];
+
+// An agent's card: its own profiles, and those it inherits when their owner has no card of its
+// own on this page (a listener bound to one agent); else the inherited ones are named in a line.
+function agentCard(a, shown) {
+  const rows = a.profiles.filter((p) => !p.inherited || !shown.has(p.owner));
+  const named = a.profiles.filter((p) => p.inherited && shown.has(p.owner));
+  return el(
+    "div",
+    { class: "agent", "data-agent": a.agent },
+    el("h3", {}, `agent ${a.agent}`),
+    rows.length
+      ? el(
+          "table",
+          {},
+          el("colgroup", {}, COLUMNS.map(([, width]) => el("col", { "data-width": width }))),
+          el("tr", {}, COLUMNS.map(([name]) => el("th", {}, name))),
+          rows.map((p) => profileRow(a.agent, p)),
+        )
+      : el("p", { class: "small" }, "no profiles of its own"),
+    named.length
+      ? el("p", { class: "small", "data-inherited": named.map((p) => p.id).join(" ") },
+          `also uses ${named.map((p) => `${p.id} (from ${p.owner})`).join(", ")}`)
+      : null,
   );
+}
+
+function drawAgents(state) {
+  const shown = new Set(state.agents.map((a) => a.agent));
+  const cards = state.agents.map((a) => agentCard(a, shown));
   const errors = state.errors.map((e) =>
     el("div", { class: "agent error", "data-agent": e.agent }, `agent ${e.agent}: ${e.message}`),
   );
   document.getElementById("agents").replaceChildren(...cards, ...errors);
+  document.querySelectorAll("col[data-width]").forEach((c) => {
+    c.style.width = c.dataset.width;
+  });
 }
 
 function drawChart(id, series, index) {
