@@ -147,9 +147,11 @@ def _parsed_model(body: bytes) -> str | None:
 
 def _has_usage(block: bytes) -> bool:
     """Whether some ``"usage"`` in ``block`` is not ``null``: OpenAI's chunks before the last
-    say ``"usage":null`` (counted in C first; the regex only for other spacing)."""
+    say ``"usage":null`` (counted in C; the regex only for spacing OpenAI does not send)."""
     named = block.count(b'"usage"')
-    nulls = block.count(b'"usage":null') + block.count(b'"usage": null')
+    nulls = block.count(b'"usage":null')
+    if nulls < named:
+        nulls += block.count(b'"usage": null')
     return named != nulls and named != len(_NULL_USAGE.findall(block))
 
 
