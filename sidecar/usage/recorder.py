@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -172,7 +172,10 @@ class Recorder:
             with anyio.move_on_after(self.interval_s):
                 await self._wake.wait()
             self._wake = anyio.Event()
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:  # a bug here must not stop serve: logged, and the next batch tried
+                log.exception("usage_writer_failed")
 
     async def flush(self) -> None:
         """Writes everything noted so far (also at shutdown)."""
@@ -213,7 +216,7 @@ class Recorder:
             db.write(conn, batch.requests, batch.windows, batch.events)
             if self.clock() - self._pruned_at > PRUNE_EVERY_MS:
                 self._prune(conn)
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, OverflowError) as exc:
             self._failed(exc)
             self._keep(batch)
             return
@@ -224,7 +227,11 @@ class Recorder:
     def _parsed(self, ended: list[_Ended]) -> _Batch:
         batch = _Batch()
         for e in ended:
-            row, windows = _request_row(e), _window_rows(e)
+            try:
+                row, windows = _request_row(e), _window_rows(e)
+            except Exception as exc:  # an answer no parser foresaw: the request without usage
+                log.warning("usage_unreadable", agent=e.agent, reason=type(exc).__name__)
+                row, windows = _request_row(replace(e, tap=NO_TAP)), []
             batch.requests.append(row)
             batch.windows += windows
             self._count(row, windows)

@@ -189,7 +189,10 @@ class StreamUsage:
 
     def _lines(self, block: bytes) -> None:
         for line in block.split(b"\n"):
-            self._line(line)
+            try:
+                self._line(line)
+            except Exception:  # noqa: S112 -- usage is best effort: never the stream's failure
+                continue
 
     def _line(self, line: bytes) -> None:
         if not line.startswith(b"data:") or b'"usage"' not in line:

@@ -53,12 +53,13 @@ def _float(text: str) -> float | None:
 
 
 def _count(text: str) -> int | None:
-    return int(text) if text.strip().isdigit() else None
+    digits = text.strip()
+    return int(digits) if digits.isdigit() and len(digits) <= 18 else None  # fits SQLite
 
 
 def _epoch_ms(text: str) -> int | None:
     seconds = _float(text)
-    return None if seconds is None or seconds < 0 else int(seconds * 1000)
+    return None if seconds is None or not 0 <= seconds < 1e11 else int(seconds * 1000)
 
 
 def _rfc3339_ms(text: str) -> int | None:
@@ -120,7 +121,7 @@ def _openai(w: _Windows, rest: str, value: str, now_ms: int) -> None:
     field, _, name = rest.partition("-")
     if field in ("limit", "remaining"):
         w.set("openai", name, **{field: _count(value)})
-    elif field == "reset" and (after := duration_ms(value)) is not None:
+    elif field == "reset" and (after := duration_ms(value)) is not None and after < 1e12:
         w.set("openai", name, reset_at=now_ms + after)
 
 
@@ -134,7 +135,7 @@ def _codex(w: _Windows, rest: str, value: str, now_ms: int) -> None:
         w.set("codex", name, window_minutes=_count(value))
     elif field == "reset-at":
         w.set("codex", name, reset_at=_epoch_ms(value))
-    elif field == "reset-after-seconds" and (after := _float(value)) is not None:
+    elif field == "reset-after-seconds" and (after := _float(value)) is not None and after < 1e9:
         current = w.found.get(("codex", name))
         if current is None or current.reset_at is None:  # reset-at, when given, is exact
             w.set("codex", name, reset_at=now_ms + int(after * 1000))

@@ -16,7 +16,7 @@ from sidecar.usage import db, queries, recorder
 from sidecar.usage.db import EventRow, WindowRow
 from sidecar.usage.recorder import Recorder, retention_ms
 from sidecar.usage.tap import NO_TAP, Tap
-from sidecar.usage.tokens import Tokens
+from sidecar.usage.tokens import Found, Tokens
 from sidecar.usage.windows import Window
 
 pytestmark = pytest.mark.anyio
@@ -282,3 +282,19 @@ async def test_the_database_is_private_and_in_wal_mode(tmp_path: Path) -> None:
     conn = db.open_for_writing(path)
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert (path.parent.stat().st_mode & 0o777, path.stat().st_mode & 0o777) == (0o700, 0o600)
+
+
+class Broken(Tap):
+    def found(self) -> Found:
+        raise KeyError("a shape no parser foresaw")
+
+
+async def test_an_answer_that_breaks_a_parser_is_recorded_without_usage(tmp_path: Path) -> None:
+    """The request is still written (without tokens), with a warning; the writer goes on."""
+    rec, _ = make(tmp_path)
+    with capture_logs() as logs:
+        rec.record(Ended(usage=Broken([], None, NOW)), 0.1)
+        await rec.flush()
+    assert [e["event"] for e in logs] == ["usage_unreadable"]
+    conn = read(rec.path)
+    assert conn.execute("SELECT agent, input_tokens FROM requests").fetchall() == [("work", None)]

@@ -197,3 +197,15 @@ def test_tokens_from_guesses_the_style() -> None:
         Tokens(input=2310, output=55, cached=2000, cache_write=300),
     ]
     assert Tokens(input=3, output=4).total == 7
+
+
+@given(st.lists(st.binary(max_size=300), max_size=8), st.sampled_from(sorted(STREAMS)))
+def test_any_bytes_are_fed_without_an_error(chunks: list[bytes], name: str) -> None:
+    """Garbage, or garbage mixed into a real stream, never raises: a stream is never failed
+    for its usage."""
+    stream = StreamUsage()
+    for chunk in [*chunks, STREAMS[name][0], *chunks]:
+        stream.feed(chunk)
+    stream.feed(b'data: {"type": "message_start", "message": {"usage": {"input_tokens": []}}}\n')
+    stream.feed(b'data: {"type": "message_delta", "usage": {"output_tokens": "9"}}\n')
+    assert isinstance(stream.found(), Found)

@@ -138,3 +138,15 @@ def test_duration_ms(text: str, ms: int | None) -> None:
 def test_label(window: Window, text: str) -> None:
     """Codex's windows are named by their length, the others by their own names."""
     assert label(window) == text
+
+
+def test_numbers_too_large_for_the_database_are_no_window() -> None:
+    """Limits, resets and durations no provider sends are dropped, never stored."""
+    headers = raw(
+        anthropic_ratelimit_requests_limit="9" * 30,
+        anthropic_ratelimit_requests_remaining="1",
+        anthropic_ratelimit_unified_5h_reset="1e300",
+        x_codex_primary_reset_after_seconds="1e300",
+        x_ratelimit_reset_tokens="99999999999999h",
+    )
+    assert windows_from_headers(headers, NOW) == []
