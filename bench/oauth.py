@@ -69,7 +69,8 @@ def config(
         f'token_url = "{token_url}"\n\n'  # the built-in client id, which the fake checks
         # No background refresh: every refresh in a run comes from the requests themselves.
         f"[refresh]\nbackground_interval_seconds = 3600\n\n"
-        f'[log]\nlevel = "{log_level}"\n'
+        f'[log]\nlevel = "{log_level}"\n\n'
+        f'[usage]\ndir = "{path.parent / (path.stem + "-usage")}"\n'  # the run's own
     )
     if fleet is not None:
         text += (

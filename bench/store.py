@@ -52,6 +52,8 @@ def write_config(
         f'[[listeners]]\nhost = "127.0.0.1"\nport = {port}\n\n'
         f'[providers.openai]\nbase_url = "{upstream}"\n\n'
         f'[upstream]\ntransport = "{transport}"\n\n'
-        f'[log]\nlevel = "{log_level}"\n'
+        f'[log]\nlevel = "{log_level}"\n\n'
+        # The run's own usage database (recording is part of what is measured), not ~/.local.
+        f'[usage]\ndir = "{path.parent / (path.stem + "-usage")}"\n'
     )
     return path

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import anyio
@@ -37,6 +37,9 @@ from sidecar.sources.openclaw.clock import now_ms
 from sidecar.sources.openclaw.layout import Layout, resolve_home
 from sidecar.sources.openclaw_json.store import JsonStore
 from sidecar.sources.openclaw_sqlite.store import SqliteStore
+from sidecar.ui.app import create_ui
+from sidecar.usage.db import database_path
+from sidecar.usage.recorder import NO_USAGE, Recorder, retention_ms
 
 log = get_logger("sidecar.server")
 KEEP_ALIVE_S = 75  # idle keep-alive connections, as nginx's default
@@ -70,6 +73,33 @@ def open_store(settings: Settings, environ: Mapping[str, str]) -> JsonStore | Sq
     """The install's credential source: the JSON store, or OpenClaw's SQLite store (era D)."""
     layout = Layout.from_env(environ, state_dir=settings.state_dir)
     return open_source(layout, home=resolve_home(environ), clock=now_ms)
+
+
+def usage_recorder(
+    settings: Settings, environ: Mapping[str, str], metrics: Metrics
+) -> Recorder | None:
+    """The recorder of requests, tokens and windows, unless ``[usage] enabled = false``."""
+    if not settings.usage.enabled:
+        return None
+    return Recorder(
+        database_path(settings.usage.dir, environ),
+        clock=now_ms,
+        retention_ms=retention_ms(settings.usage.retention_days),
+        metrics=metrics,
+    )
+
+
+def refresh_listener(
+    metrics: Metrics, recorder: Recorder | None
+) -> Callable[[str, str, str], None]:
+    """What a refresh's outcome goes to: the metrics, and the usage database's events."""
+
+    def on_refresh(provider: str, profile_id: str, outcome: str) -> None:
+        metrics.on_refresh(provider, profile_id, outcome)
+        if recorder is not None:
+            recorder.event(provider, profile_id, outcome)
+
+    return on_refresh
 
 
 def bind(listener: Listener) -> socket.socket:
@@ -139,6 +169,14 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
     source = with_fleet(store, settings)  # plus the fleet's Redis when [fleet] is configured
     sockets = [bind(listener) for listener in settings.listeners]
     metrics = Metrics()
+    recorder = usage_recorder(settings, environ, metrics)
+    if recorder is not None:
+        await recorder.start()
+        log.info(
+            "usage_recording",
+            path=str(recorder.path),
+            retention_days=settings.usage.retention_days,
+        )
     async with (
         Upstream(settings.upstream, environ=dict(environ)) as upstream,
         httpx.AsyncClient(timeout=httpx.Timeout(CALL_TIMEOUT_S, connect=10.0)) as tokens,
@@ -150,7 +188,7 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
             clock=now_ms,
             timeout_s=settings.refresh.timeout_seconds,
             margin_ms=int(settings.refresh.margin_seconds * 1000),
-            on_refresh=metrics.on_refresh,
+            on_refresh=refresh_listener(metrics, recorder),
         )
         outcomes = Outcomes(source, clock=now_ms)
         credentials = CredentialResolver(
@@ -175,9 +213,17 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
                 metrics=metrics,
                 clock=now_ms,
                 hint_args=where,
+                usage=recorder or NO_USAGE,
+            )
+            ui = create_ui(
+                listener,
+                source=source,
+                outcomes=outcomes,
+                database=None if recorder is None else recorder.path,
+                clock=now_ms,
             )
             config = uvicorn.Config(
-                create_app(proxy, create_ops(proxy, metrics)),
+                create_app(proxy, create_ops(proxy, metrics), ui),
                 log_config=None,
                 access_log=False,
                 lifespan="off",
@@ -200,6 +246,8 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
         async with refresher.running(), anyio.create_task_group() as background:
             background.start_soon(refresher.run, settings.refresh.background_interval_seconds)
             background.start_soon(outcomes.run)
+            if recorder is not None:
+                background.start_soon(recorder.run)
             async with anyio.create_task_group() as front:
                 for server, sock, listener in zip(
                     servers, sockets, settings.listeners, strict=True
@@ -216,6 +264,9 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
                 front.start_soon(_stop_on_signal, servers, front.cancel_scope)
             await outcomes.flush()
             background.cancel_scope.cancel()
+        if recorder is not None:  # after its task: nothing writes after this
+            await recorder.flush()
+            recorder.close()
     log.info("stopped", state_dir=str(store.layout.state_dir))
 
 

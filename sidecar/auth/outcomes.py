@@ -52,6 +52,17 @@ class Outcomes:
     def cooling_until(self, owner: str, profile_id: str) -> int:
         return self._cooldown.get((owner, profile_id), 0)
 
+    async def clear_cooldown(self, owner: str, profile_id: str) -> None:
+        """A cooldown cleared by hand (the page's one action): the failures noted so far are
+        written first, so none lands after the clear; then the store's stats are reset as
+        OpenClaw does, and the in-memory estimate dropped."""
+        await self.flush()
+        self._cooldown.pop((owner, profile_id), None)
+        await self.source.update_state(
+            owner, functools.partial(usage.cleared, profile_id=profile_id)
+        )
+        log.info("cooldown_cleared", agent=owner, profile=profile_id)
+
     async def flush(self) -> None:
         batch, self._pending = self._pending, []
         by_owner: dict[str, list[Outcome]] = {}

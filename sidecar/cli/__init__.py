@@ -18,15 +18,18 @@ from sidecar.cli.recipes import CLIENTS
 from sidecar.cli.serve import cmd_serve
 from sidecar.cli.signin import cmd_import, cmd_login
 from sidecar.cli.status import cmd_status
+from sidecar.cli.usage import cmd_usage
 from sidecar.cli.wire import cmd_wire
 from sidecar.errors import SidecarError
 from sidecar.sources.openclaw.layout import DEFAULT_AGENT
+from sidecar.usage.queries import BY_CHOICES
 
 EXAMPLES = """\
 examples:
   openclaw-sidecar status                       every agent's profiles and their state
   openclaw-sidecar status --agent work --json   one agent, machine-readable
   openclaw-sidecar providers                    every provider, its client base URL and profiles
+  openclaw-sidecar usage --since 7d --by day    requests and tokens per day
   openclaw-sidecar login --provider openai-codex --agent work
   openclaw-sidecar import claude-cli
   printf '%s\\n' "$KEY" | openclaw-sidecar paste-api-key --provider openai --agent work
@@ -93,6 +96,17 @@ examples:
   openclaw-sidecar wire codex --provider openai-codex
   openclaw-sidecar wire openclaw --apply
   eval "$(openclaw-sidecar wire env --agent work)"
+"""
+USAGE_EPILOG = """\
+From the sidecar's usage database ([usage] dir, else $OPENCLAW_SIDECAR_DATA_DIR, else
+$XDG_STATE_HOME/openclaw-sidecar, else ~/.local/state/openclaw-sidecar). Errors: answers with a
+status of 400 or more, and requests that failed or were cut short. input counts cached tokens
+in; total is input + output. Days are local days.
+
+examples:
+  openclaw-sidecar usage                        the last 24 hours, by agent
+  openclaw-sidecar usage --agent work --by model --since 7d
+  openclaw-sidecar usage --by day --since 30d --json
 """
 FLEET_EPILOG = """\
 Needs a [fleet] table in the config (url_file: a redis:// or rediss:// URL; key_file: base64 of
@@ -179,6 +193,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pv.add_argument("--json", action="store_true", help="machine-readable output")
     pv.set_defaults(run=cmd_providers)
+
+    us = sub.add_parser(
+        "usage",
+        parents=[common],
+        help="requests, errors and tokens recorded by serve",
+        epilog=USAGE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    us.add_argument("--agent", help="only this agent's requests")
+    us.add_argument("--since", default="24h", help="how far back: 30m, 24h, 7d, 2w (24h)")
+    us.add_argument(
+        "--by",
+        choices=BY_CHOICES,
+        default="agent",
+        help="one row per agent (default), profile, model, provider or day",
+    )
+    us.add_argument("--json", action="store_true", help="machine-readable output")
+    us.set_defaults(run=cmd_usage)
 
     for name, what in (("paste-token", "token"), ("paste-api-key", "API key")):
         p = sub.add_parser(

@@ -20,6 +20,7 @@ from sidecar.sources.fleet.records import Record
 from sidecar.sources.fleet.store import FleetStore
 from sidecar.sources.interface import CredentialSource
 from sidecar.sources.openclaw.clock import now_ms
+from sidecar.sources.openclaw.expiry import expires_at, profile_status
 from sidecar.sources.openclaw.layout import check_agent_id
 from sidecar.sources.openclaw.model import OAuthCredential
 
@@ -164,13 +165,13 @@ async def _list(fleet: FleetStore, as_json: bool, out: TextIO) -> int:
 
 def _entry(record: Record, now: int) -> dict[str, Any]:
     profile = record.profile
-    expiry = status.expires_at(profile)
+    expiry = expires_at(profile)
     return {
         "agent": record.agent,
         "profileId": record.profile_id,
         "provider": profile.provider,
         "type": profile.type,
-        "status": status.profile_status(profile, now),
+        "status": profile_status(profile, now),
         "expiresAt": expiry,
         "remainingMs": None if expiry is None else expiry - now,
         "secret": status.secret_label(profile),

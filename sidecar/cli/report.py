@@ -1,43 +1,24 @@
-"""What ``status`` reports, computed purely from agent views and ``now`` (store spec §11)."""
+"""What ``status`` reports, computed purely from agent views and ``now`` (store spec §11); the
+states themselves are ``sources.openclaw.expiry``'s."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sidecar.secret import Secret
+from sidecar.sources.openclaw.expiry import expires_at, profile_status
 from sidecar.sources.openclaw.model import (
     ApiKeyCredential,
     OAuthCredential,
     Profile,
-    TokenCredential,
 )
 from sidecar.sources.openclaw.views import AgentView, ProfileView
+from sidecar.usage.db import WindowRow
+from sidecar.usage.windows import label as window_label
 
-EXPIRING_MS = 24 * 3600 * 1000
-STATUS_RANK = {"ok": 0, "static": 0, "expiring": 2, "expired": 1, "missing": 1}
-
-
-def profile_status(profile: Profile, now_ms: int) -> str:
-    """``static`` (api key, token without expiry), ``ok``, ``expiring`` (< 24 h), ``expired``,
-    ``missing`` (no secret at all)."""
-    if isinstance(profile, ApiKeyCredential):
-        return "static" if profile.key or profile.key_ref else "missing"
-    if isinstance(profile, TokenCredential):
-        if not (profile.token or profile.token_ref):
-            return "missing"
-        if profile.expires is None:
-            return "static"
-        return _by_expiry(profile.expires, now_ms)
-    if not profile.access and not profile.refresh:
-        return "missing"
-    return _by_expiry(profile.expires or 0, now_ms)
-
-
-def _by_expiry(expires: int, now_ms: int) -> str:
-    if expires <= now_ms:
-        return "expired"
-    return "expiring" if expires - now_ms < EXPIRING_MS else "ok"
+# The latest windows of each profile, by (owner, profile id): ``usage.queries.latest_windows``.
+Windows = Mapping[tuple[str, str], Sequence[WindowRow]]
 
 
 def label(profile: Profile) -> str:
@@ -62,11 +43,26 @@ def secret_label(profile: Profile) -> str:
     return prefix + "missing"
 
 
-def expires_at(profile: Profile) -> int | None:
-    return profile.expires if isinstance(profile, TokenCredential | OAuthCredential) else None
+def window_entry(row: WindowRow) -> dict[str, Any]:
+    """A window as its latest answer described it (``utilization``: 0..1, above 1 past it)."""
+    w = row.window
+    return {
+        "name": window_label(w),
+        "window": w.name,
+        "kind": w.kind,
+        "utilization": w.utilization,
+        "resetsAt": w.reset_at,
+        "windowMinutes": w.window_minutes,
+        "limit": w.limit,
+        "remaining": w.remaining,
+        "status": w.status,
+        "seenAt": row.seen_at_ms,
+    }
 
 
-def profile_entry(view: ProfileView, agent: AgentView, now_ms: int) -> dict[str, Any]:
+def profile_entry(
+    view: ProfileView, agent: AgentView, now_ms: int, windows: Windows | None = None
+) -> dict[str, Any]:
     profile = view.profile
     expiry = expires_at(profile)
     usage = agent.state.usage.get(view.id)
@@ -85,15 +81,16 @@ def profile_entry(view: ProfileView, agent: AgentView, now_ms: int) -> dict[str,
         "secret": secret_label(profile),
         "email": profile.email,
         "cooldownUntil": cooldown,
+        "windows": [window_entry(w) for w in (windows or {}).get((view.owner, view.id), ())],
     }
 
 
-def agent_entry(agent: AgentView, now_ms: int) -> dict[str, Any]:
+def agent_entry(agent: AgentView, now_ms: int, windows: Windows | None = None) -> dict[str, Any]:
     profiles = sorted(agent.profiles.values(), key=lambda v: (v.profile.provider, v.id))
     return {
         "agent": agent.agent,
         "era": agent.era.value,
-        "profiles": [profile_entry(v, agent, now_ms) for v in profiles],
+        "profiles": [profile_entry(v, agent, now_ms, windows) for v in profiles],
         "skipped": [
             {"profileId": e.id, "reason": e.reason, "source": str(p)} for p, e in agent.invalid
         ],
@@ -101,14 +98,30 @@ def agent_entry(agent: AgentView, now_ms: int) -> dict[str, Any]:
 
 
 def report(
-    agents: Sequence[AgentView], now_ms: int, errors: Sequence[dict[str, str]] = ()
+    agents: Sequence[AgentView],
+    now_ms: int,
+    errors: Sequence[dict[str, str]] = (),
+    windows: Windows | None = None,
 ) -> dict[str, Any]:
     return {
         "version": 1,
         "generatedAt": now_ms,
-        "agents": [agent_entry(a, now_ms) for a in agents],
+        "agents": [agent_entry(a, now_ms, windows) for a in agents],
         "errors": list(errors),
     }
+
+
+def windows_text(windows: Sequence[dict[str, Any]], now_ms: int) -> str:
+    """``5h 42% resets 2h10m  7d 18% resets 3d``: the windows with a share used."""
+    parts = []
+    for w in windows:
+        if w["utilization"] is None:
+            continue
+        text = f"{w['name']} {round(w['utilization'] * 100)}%"
+        if w["resetsAt"] is not None and w["resetsAt"] > now_ms:
+            text += f" resets {format_duration(w['resetsAt'] - now_ms)}"
+        parts.append(text)
+    return "  ".join(parts)
 
 
 def check_exit_code(doc: dict[str, Any]) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 from typing import Any, TextIO
 
 import anyio
@@ -23,6 +24,7 @@ from sidecar.sources.openclaw.layout import DEFAULT_AGENT, check_agent_id
 from sidecar.sources.openclaw.views import AgentView
 from sidecar.sources.openclaw_sqlite import fence
 from sidecar.sources.openclaw_sqlite.store import SqliteStore
+from sidecar.usage import db, queries
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
@@ -43,7 +45,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     else:  # the fleet's profiles too: their source is the fleet's redis:// origin
         views, errors, known = anyio.run(_fleet_views, store, settings, args.agent)
     errors += _unknown_bound_agents(settings, known, args.agent)
-    doc = status.report(views, now_ms(), errors)
+    doc = status.report(views, now_ms(), errors, _windows(settings))
     for entry, view in zip(doc["agents"], views, strict=True):
         _annotate(entry, view, sources.notices(store, view.agent, view))
         entry["listeners"] = _listeners_of(settings, view.agent)
@@ -61,6 +63,21 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
 
 
 Views = tuple[list[AgentView], list[dict[str, str]]]
+
+
+def _windows(settings: Settings) -> status.Windows:
+    """Each profile's latest windows from the usage database; none when there is none (or it
+    cannot be read: ``usage`` says why, status is about the profiles)."""
+    try:
+        conn = db.open_for_reading(db.database_path(settings.usage.dir, os.environ))
+        if conn is None:
+            return {}
+        try:
+            return queries.windows_by_profile(queries.latest_windows(conn))
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return {}
 
 
 def _views(store: CredentialSource, agents: list[str] | None) -> Views:
@@ -164,9 +181,11 @@ def _status_table(doc: dict[str, Any]) -> str:
             cooldown = "  cooldown" if p["cooldownUntil"] else ""
             if p.get("fence"):
                 cooldown += f"  fence:{p['fence']}"
+            windows = status.windows_text(p["windows"], doc["generatedAt"])
             lines.append(
                 f"  {p['profileId']:<40} {p['type']:<8} {p['status']:<9} {left:>7}  "
                 f"{p['secret']}  {p['source']}{' (inherited)' if p['inherited'] else ''}{cooldown}"
+                + (f"  {windows}" if windows else "")
             )
         lines += [f"  skipped {s['profileId']}: {s['reason']}" for s in agent["skipped"]]
         lines += [f"  note: {n}" for n in agent.get("notices", ())]

@@ -19,6 +19,7 @@ from sidecar.config.settings import (
     RefreshSettings,
     Settings,
     UpstreamSettings,
+    UsageSettings,
 )
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "RefreshSettings",
     "Settings",
     "UpstreamSettings",
+    "UsageSettings",
     "check_listeners",
     "config_keys",
     "is_loopback",

@@ -26,6 +26,7 @@ from sidecar.config.settings import (
     RefreshSettings,
     Settings,
     UpstreamSettings,
+    UsageSettings,
 )
 from sidecar.errors import ConfigError
 from sidecar.providers.catalog import BUILTIN_PROVIDERS, ProviderSpec
@@ -103,6 +104,12 @@ def _byte_count(value: object, key: str) -> int:
 def _count(value: object, key: str) -> int:
     if not (_is_number(value) and isinstance(value, int) and value >= 1):
         raise ConfigError(f"{key}: must be an integer, 1 or more")
+    return value
+
+
+def _days(value: object, key: str) -> int:
+    if not (_is_number(value) and isinstance(value, int) and 1 <= value <= 36500):
+        raise ConfigError(f"{key}: must be a whole number of days, 1 or more")
     return value
 
 
@@ -237,6 +244,7 @@ _CLIENT_FIELDS: Fields = {
 }
 _LOG_FIELDS: Fields = {"level": _choice("debug", "info", "warning", "error")}
 _FLEET_FIELDS: Fields = {"url_file": _path, "key_file": _path, "prefix": _name}
+_USAGE_FIELDS: Fields = {"enabled": _bool, "dir": _path, "retention_days": _days}
 
 
 def _fleet(value: object, key: str) -> FleetSettings:
@@ -352,6 +360,7 @@ _TOP_FIELDS: Fields = {
     "upstream": lambda value, key: UpstreamSettings(**_fields(value, key, _UPSTREAM_FIELDS)),
     "clients": lambda value, key: ClientSettings(**_fields(value, key, _CLIENT_FIELDS)),
     "log": lambda value, key: LogSettings(**_fields(value, key, _LOG_FIELDS)),
+    "usage": lambda value, key: UsageSettings(**_fields(value, key, _USAGE_FIELDS)),
     "fleet": _fleet,
 }
 
@@ -366,6 +375,7 @@ TABLES: Mapping[str, Fields] = MappingProxyType(
         "refresh": _REFRESH_FIELDS,
         "upstream": _UPSTREAM_FIELDS,
         "log": _LOG_FIELDS,
+        "usage": _USAGE_FIELDS,
         "fleet": _FLEET_FIELDS,
     }
 )

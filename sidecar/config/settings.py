@@ -19,7 +19,7 @@ DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 18801
 NAME_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 # Provider names are the first path segment, so they must not shadow the app's own paths.
-RESERVED_PROVIDER_NAMES: Final = frozenset({"agents", "healthz", "readyz", "metrics"})
+RESERVED_PROVIDER_NAMES: Final = frozenset({"agents", "healthz", "readyz", "metrics", "ui"})
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 §5.6.2 token
 _HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOSTNAME = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*")
@@ -83,6 +83,17 @@ class LogSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class UsageSettings:
+    """The usage database, in the sidecar's own data folder (sidecar/usage/)."""
+
+    enabled: bool = True
+    # None: $OPENCLAW_SIDECAR_DATA_DIR, else $XDG_STATE_HOME/openclaw-sidecar, else
+    # ~/.local/state/openclaw-sidecar (sidecar.usage.db.data_dir).
+    dir: Path | None = None
+    retention_days: int = 30
+
+
+@dataclass(frozen=True, kw_only=True)
 class FleetSettings:
     url_file: Path
     key_file: Path
@@ -99,6 +110,7 @@ class Settings:
     upstream: UpstreamSettings = UpstreamSettings()
     clients: ClientSettings = ClientSettings()
     log: LogSettings = LogSettings()
+    usage: UsageSettings = UsageSettings()
     fleet: FleetSettings | None = None
     # Not a key: the file these settings were read from, named in the commands that hints
     # suggest so that they read the same providers and state dir.

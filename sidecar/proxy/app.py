@@ -12,7 +12,7 @@ from sidecar.errors import SidecarError
 from sidecar.proxy.edge import guarded
 from sidecar.proxy.forward import Proxy
 from sidecar.proxy.metrics import CONTENT_TYPE, Metrics
-from sidecar.proxy.routing import RESERVED_PATHS
+from sidecar.proxy.routing import RESERVED_PATHS, is_ui_path
 
 
 def create_ops(proxy: Proxy, metrics: Metrics) -> Starlette:
@@ -52,12 +52,15 @@ def create_ops(proxy: Proxy, metrics: Metrics) -> Starlette:
     )
 
 
-def create_app(proxy: Proxy, ops: ASGIApp) -> ASGIApp:
-    """The listener's app: the edge's refusals first (``edge.py``), then ops or the proxy."""
+def create_app(proxy: Proxy, ops: ASGIApp, ui: ASGIApp | None = None) -> ASGIApp:
+    """The listener's app: the edge's refusals first (``edge.py``), then ops, the page
+    (``sidecar.ui``, under ``/ui``) or the proxy."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] in RESERVED_PATHS:
             await ops(scope, receive, send)
+        elif scope["type"] == "http" and ui is not None and is_ui_path(scope["path"]):
+            await ui(scope, receive, send)
         elif scope["type"] == "http":
             await proxy(scope, receive, send)
         elif scope["type"] == "lifespan":

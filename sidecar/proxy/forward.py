@@ -45,6 +45,8 @@ from sidecar.sources.interface import CredentialSource
 from sidecar.sources.openclaw.layout import DEFAULT_AGENT
 from sidecar.sources.openclaw.usage import FailureReason, failure_reason_for_status
 from sidecar.sources.openclaw.views import AgentView, ProfileView, ranked_profiles, usable_first
+from sidecar.usage.recorder import NO_USAGE, UsageSink
+from sidecar.usage.tap import NO_TAP, Tap
 
 log = get_logger("sidecar.proxy")
 
@@ -65,7 +67,7 @@ class Exchange:
     agent: str = "-"
     provider: str = "-"
     profile: str | None = None
-    owner: str = "-"  # whose store holds the profile used (``fleet:<agent>``: the fleet)
+    owner: str | None = None  # whose store holds the profile used (``fleet:<agent>``: the fleet)
     status: int = 0
     error: str | None = None
     response_started: bool = False
@@ -75,6 +77,7 @@ class Exchange:
     body_expected: int | None = None  # the answer's length when its framing says it
     upstream_ended: anyio.Event = field(default_factory=anyio.Event)  # its whole body relayed
     client_left_after: int | None = None  # body bytes sent when the client was seen leaving
+    usage: Tap = NO_TAP  # reads tokens from the answer as it is relayed (sidecar/usage/)
 
     def client_has_all(self) -> bool:
         return self.body_expected is not None and self.body_sent >= self.body_expected
@@ -102,6 +105,7 @@ class Proxy:
         metrics: Metrics,
         clock: Callable[[], int],
         hint_args: Sequence[str] = (),
+        usage: UsageSink = NO_USAGE,
     ) -> None:
         self.settings = settings
         self.listener = listener
@@ -113,6 +117,7 @@ class Proxy:
         self.metrics = metrics
         self.clock = clock
         self.hint_args = tuple(hint_args)  # --config / --state-dir for the commands hints name
+        self.usage = usage
         self.codex = settings.providers.get(CODEX)
         self._rank_cache: dict[tuple[str, str], tuple[AgentView, list[ProfileView]]] = {}
         self._own_views: dict[str, tuple[AgentView, AgentView]] = {}
@@ -392,6 +397,7 @@ class Proxy:
     ) -> None:
         ex.status = response.status_code
         ex.body_expected = _body_length(response, ex.method)
+        ex.usage = self.usage.observe(response.headers.raw, body)
         try:
             if body.complete and _may_stream(response):
                 async with anyio.create_task_group() as tg:
@@ -429,7 +435,10 @@ class Proxy:
 
     def _account(self, ex: Exchange) -> None:
         seconds = time.perf_counter() - ex.started
-        self.metrics.observe(ex.agent, ex.provider, ex.status, seconds, ex.credential_s, ex.owner)
+        self.metrics.observe(
+            ex.agent, ex.provider, ex.status, seconds, ex.credential_s, ex.owner or "-"
+        )
+        self.usage.record(ex, seconds)
         log.info(
             "request_completed",
             method=ex.method,
@@ -437,7 +446,7 @@ class Proxy:
             agent=ex.agent,
             provider=ex.provider,
             profile=ex.profile,
-            owner=ex.owner,
+            owner=ex.owner or "-",
             status=ex.status,
             error=ex.error,
             ms=round(seconds * 1000, 2),
@@ -501,6 +510,7 @@ async def _relay(response: httpx.Response, send: Send, ex: Exchange) -> None:
         async for chunk in response.aiter_raw():
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
             ex.body_sent += len(chunk)
+            ex.usage.feed(chunk)
         ex.upstream_ended.set()
     except httpx.HTTPError as exc:
         ex.error = "upstream_stream_failed"

@@ -1,13 +1,19 @@
 """Prometheus metrics in a registry of the app's own (no global state): requests, latency, the
-wait for a credential, refreshes and upstream failures, by agent and provider. Labels never
-carry a secret, and only name agents that exist (an unknown one is refused before it counts)."""
+wait for a credential, refreshes and upstream failures, by agent and provider; tokens by agent,
+profile, provider and model, and each profile's windows (from ``sidecar.usage``'s recorder).
+Labels never carry a secret, and only name agents that exist (an unknown one is refused before
+it counts)."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from sidecar.usage.tokens import Tokens
+from sidecar.usage.windows import Window
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+TOKEN_KINDS = ("input", "output", "cached", "cache_write", "reasoning")
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 # Mostly microseconds (a cached token); a refresh takes one token call, 0.1 s to 30 s.
 _WAIT_BUCKETS = (0.0005, 0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -54,6 +60,32 @@ class Metrics:
             "Requests being proxied now",
             registry=self.registry,
         )
+        self.tokens = Counter(
+            "openclaw_sidecar_tokens",
+            "Tokens the answers reported (kind: input, output, cached, cache_write, reasoning),"
+            " by agent, profile, provider and model; started from the usage database",
+            ["agent", "profile", "provider", "model", "kind"],
+            registry=self.registry,
+        )
+        self.window_utilization = Gauge(
+            "openclaw_sidecar_window_utilization",
+            "How much of a profile's rate-limit or subscription window is used (1 = all),"
+            " as its latest answer said; owner is the agent whose store holds the profile",
+            ["owner", "profile", "provider", "window"],
+            registry=self.registry,
+        )
+        self.window_reset = Gauge(
+            "openclaw_sidecar_window_reset_timestamp_seconds",
+            "When a profile's window resets (Unix time), as its latest answer said",
+            ["owner", "profile", "provider", "window"],
+            registry=self.registry,
+        )
+        self._token_children: dict[tuple[str, str, str, str], tuple[Counter, ...]] = {}
+        self.usage_dropped = Counter(
+            "openclaw_sidecar_usage_dropped",
+            "Requests not recorded in the usage database (it could not be written for too long)",
+            registry=self.registry,
+        )
 
     def observe(
         self,
@@ -71,6 +103,27 @@ class Metrics:
 
     def on_refresh(self, provider: str, _profile_id: str, outcome: str) -> None:
         self.refreshes.labels(provider, outcome).inc()
+
+    def on_tokens(self, agent: str, profile: str, provider: str, model: str, t: Tokens) -> None:
+        key = (agent, profile, provider, model)
+        children = self._token_children.get(key)
+        if children is None:  # labels() is most of the cost: each series is looked up once
+            children = tuple(self.tokens.labels(*key, kind) for kind in TOKEN_KINDS)
+            self._token_children[key] = children
+        for child, count in zip(
+            children, (t.input, t.output, t.cached, t.cache_write, t.reasoning), strict=True
+        ):
+            child.inc(count)
+
+    def on_window(self, owner: str, profile: str, provider: str, window: Window) -> None:
+        labels = (owner, profile, provider, window.name)
+        if window.utilization is not None:
+            self.window_utilization.labels(*labels).set(window.utilization)
+        if window.reset_at is not None:
+            self.window_reset.labels(*labels).set(window.reset_at / 1000)
+
+    def on_dropped(self, rows: int) -> None:
+        self.usage_dropped.inc(rows)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -26,6 +26,7 @@ from sidecar.providers.ids import route_provider
 from sidecar.sources.openclaw.layout import is_valid_agent_id
 
 RESERVED_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+UI_PREFIX: Final = "/ui"  # the page and its API (sidecar/ui/); "ui" is no provider's name
 AGENT_HEADER: Final = "x-openclaw-agent"
 PROFILE_HEADER: Final = "x-openclaw-profile"
 AGENTS_PREFIX: Final = "agents"
@@ -35,6 +36,10 @@ _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # Enough for any honest client; a segment still changing after this many decodes is an attack.
 _MAX_DECODE_ROUNDS = 4
 _SHOWN_LENGTH = 64
+
+
+def is_ui_path(path: str) -> bool:
+    return path == UI_PREFIX or path.startswith(UI_PREFIX + "/")
 
 
 @dataclass(frozen=True)

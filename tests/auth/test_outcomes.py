@@ -181,6 +181,24 @@ async def test_write_failure_is_logged_not_raised(s: Setup) -> None:
     assert s.load("main", "auth-state.json")["lastGood"] == {"anthropic": WORK}
 
 
+async def test_a_cooldown_cleared_by_hand(s: Setup) -> None:
+    """The failures noted so far are written first, then the stats reset as OpenClaw's
+    clearAuthProfileCooldown leaves them, and the in-memory cooldown is gone."""
+    s.outcomes.success("main", "anthropic", WORK)
+    s.now += 1
+    s.outcomes.failure("main", "anthropic", WORK, "rate_limit")
+    assert s.outcomes.cooling_until("main", WORK) == NOW + 1 + 30_000
+    with capture_logs() as logs:
+        await s.outcomes.clear_cooldown("main", WORK)
+    assert s.load("main", "auth-state.json")["usageStats"] == {
+        WORK: {"lastUsed": NOW, "errorCount": 0, "lastFailureAt": NOW + 1}
+    }
+    assert s.outcomes.cooling_until("main", WORK) == 0
+    assert logs == [
+        {"event": "cooldown_cleared", "log_level": "info", "agent": "main", "profile": WORK}
+    ]
+
+
 class SignallingStore:
     """The store, setting ``written`` after each state update."""
 

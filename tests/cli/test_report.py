@@ -10,9 +10,13 @@ from typing import Any
 import pytest
 
 from sidecar.cli import report as status
+from sidecar.sources.openclaw import expiry
 from sidecar.sources.openclaw.layout import Layout
 from sidecar.sources.openclaw.model import InvalidEntry, parse_entry
 from sidecar.sources.openclaw_json.store import JsonStore
+from sidecar.usage.db import WindowRow
+from sidecar.usage.queries import windows_by_profile
+from sidecar.usage.windows import Window
 
 NOW = 1_767_225_600_000
 MIN = 60_000
@@ -59,7 +63,7 @@ def test_profile_status(raw: dict[str, Any], expected: str) -> None:
     """static, ok, expiring (< 24 h), expired and missing, by type, secret and expiry."""
     profile = parse_entry("p:x", raw)
     assert not isinstance(profile, InvalidEntry)
-    assert status.profile_status(profile, NOW) == expected
+    assert expiry.profile_status(profile, NOW) == expected
 
 
 @pytest.mark.parametrize(
@@ -133,7 +137,11 @@ def test_report_names_owner_and_file_of_inherited_profiles(tmp_path: Path) -> No
     s.write(
         "work", "auth-profiles.json", {"version": 1, "profiles": {"w:k": api_key(keyRef=ENV_REF)}}
     )
-    doc = status.report([s.store.view_sync("work")], NOW, [{"agent": "x", "error": "boom"}])
+    primary = Window("primary", "codex", 0.25, NOW + HOUR, window_minutes=300)
+    windows = windows_by_profile([WindowRow("main", "c:a", "openai-codex", primary, NOW - MIN)])
+    doc = status.report(
+        [s.store.view_sync("work")], NOW, [{"agent": "x", "error": "boom"}], windows
+    )
     main_file, work_file = str(s.path("main")), str(s.path("work"))
     assert doc == {
         "version": 1,
@@ -157,6 +165,7 @@ def test_report_names_owner_and_file_of_inherited_profiles(tmp_path: Path) -> No
                         "secret": "ref(env:OPENAI_API_KEY)",
                         "email": None,
                         "cooldownUntil": None,
+                        "windows": [],
                     },
                     {
                         "profileId": "c:a",
@@ -172,6 +181,20 @@ def test_report_names_owner_and_file_of_inherited_profiles(tmp_path: Path) -> No
                         "secret": "OAuth (a@example.com)",
                         "email": "a@example.com",
                         "cooldownUntil": NOW + MIN,
+                        "windows": [
+                            {
+                                "name": "5h",
+                                "window": "primary",
+                                "kind": "codex",
+                                "utilization": 0.25,
+                                "resetsAt": NOW + HOUR,
+                                "windowMinutes": 300,
+                                "limit": None,
+                                "remaining": None,
+                                "status": None,
+                                "seenAt": NOW - MIN,
+                            }
+                        ],
                     },
                 ],
                 "skipped": [
@@ -181,6 +204,17 @@ def test_report_names_owner_and_file_of_inherited_profiles(tmp_path: Path) -> No
         ],
         "errors": [{"agent": "x", "error": "boom"}],
     }
+
+
+def test_windows_text() -> None:
+    """The status table's windows: share used and the time to the reset, if it is ahead."""
+    windows = [
+        {"name": "5h", "utilization": 0.424, "resetsAt": NOW + 2 * HOUR + 10 * MIN},
+        {"name": "7d", "utilization": 1.02, "resetsAt": NOW - MIN},
+        {"name": "requests", "utilization": None, "resetsAt": NOW + MIN},
+    ]
+    assert status.windows_text(windows, NOW) == "5h 42% resets 2h10m  7d 102%"
+    assert status.windows_text([], NOW) == ""
 
 
 def _doc(statuses: list[str], errors: list[dict[str, str]] | None = None) -> dict[str, Any]:

@@ -251,7 +251,7 @@ def test_non_loopback_listener_with_token_file_is_allowed() -> None:
     ("doc", "message"),
     [
         ({"listner": []}, "listner: unknown key; expected one of clients, default_agent, fleet, "
-         "listeners, log, providers, refresh, state_dir, upstream"),
+         "listeners, log, providers, refresh, state_dir, upstream, usage"),
         ({"listeners": [{"port": 1, "hots": "x", "agnet": "a"}]},
          "listeners[0].agnet, listeners[0].hots: unknown key; "
          "expected one of agent, client_token_file, host, inherit, plaintext, port, "
@@ -629,7 +629,7 @@ def test_every_config_error_is_reported_at_once() -> None:
         parse_settings(doc, source=SOURCE)
     problems = [
         "colour: unknown key; expected one of clients, default_agent, fleet, listeners, log, "
-        "providers, refresh, state_dir, upstream",
+        "providers, refresh, state_dir, upstream, usage",
         "listeners[0].port: must be an integer 1-65535",
         "listeners[1].host: must be an IP address or a host name",
         "listeners[1].port: missing; must be an integer 1-65535",

@@ -66,13 +66,18 @@ def test_unit_has_the_hardening_options(name: str) -> None:
     ]
 
 
-def test_units_write_only_the_openclaw_state_dir() -> None:
-    """The system unit writes /var/lib/openclaw, the user unit ~/.openclaw (%h/.openclaw)."""
+def test_units_write_only_the_openclaw_state_dir_and_their_own() -> None:
+    """The system unit writes /var/lib/openclaw, the user unit ~/.openclaw (%h/.openclaw); each
+    also its own state dir (StateDirectory=), where the usage database is."""
     assert "ReadWritePaths=/var/lib/openclaw" in lines(SYSTEM)
     assert "Environment=OPENCLAW_STATE_DIR=/var/lib/openclaw" in lines(SYSTEM)
+    assert "StateDirectory=openclaw openclaw-sidecar" in lines(SYSTEM)
+    assert "Environment=OPENCLAW_SIDECAR_DATA_DIR=/var/lib/openclaw-sidecar" in lines(SYSTEM)
     assert "ReadWritePaths=%h/.openclaw" in lines(USER)
     assert "ProtectHome=read-only" in lines(USER)
     assert "Environment=OPENCLAW_STATE_DIR=%h/.openclaw" in lines(USER)
+    assert "StateDirectory=openclaw-sidecar" in lines(USER)
+    assert "Environment=OPENCLAW_SIDECAR_DATA_DIR=%S/openclaw-sidecar" in lines(USER)
 
 
 def test_system_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:

@@ -82,10 +82,11 @@ class Sidecar:
 
 
 def cli_env(state_dir: Path, home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    # HOME is the test's (so is the usage database under it): no XDG_STATE_HOME of the user's.
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("OPENCLAW_", "OPENAI_", "ANTHROPIC_"))
+        if not k.startswith(("OPENCLAW_", "OPENAI_", "ANTHROPIC_")) and k != "XDG_STATE_HOME"
     }
     env |= {"OPENCLAW_STATE_DIR": str(state_dir), "HOME": str(home), "PYTHONUNBUFFERED": "1"}
     return env | dict(extra or {})

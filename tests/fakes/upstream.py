@@ -6,7 +6,9 @@ streaming controls (hold after N events until released, reset mid-stream, hang, 
 byte, error statuses) plus disconnect detection.
 
 Endpoints are matched on the path's *suffix*, so any prefix works (``/v1/chat/completions``,
-``/api/v1/chat/completions``, ``/backend-api/codex/responses`` ...).
+``/api/v1/chat/completions``, ``/backend-api/codex/responses`` ...). Per request, the header
+``X-Fake-Usage`` (a JSON object) is the usage reported instead of the estimate, and
+``X-Fake-Reply-Headers`` (a JSON object) adds headers to the answer (rate-limit windows).
 
 Run as a process: ``python -m tests.fakes.upstream --port 0 --port-file F
 [--token-server URL] [--expect PREFIX=KEY[,KEY...]] [--expect-oauth PREFIX] [--events N]
@@ -285,6 +287,7 @@ class Ctx:
     body: dict[str, Any]
     deltas: list[str]
     rid: str
+    usage: dict[str, Any] | None = None  # X-Fake-Usage: the usage to report instead of estimates
 
     @property
     def text(self) -> str:
@@ -307,7 +310,11 @@ def _sse_reply(events: list[bytes], rid: str) -> Reply:
 def chat_completions(ctx: Ctx) -> Reply:
     created, cid = int(time.time()), "chatcmpl-" + uuid.uuid4().hex[:24]
     ptok, ctok = _estimate_tokens(ctx.body.get("messages")), len(ctx.deltas)
-    usage = {"prompt_tokens": ptok, "completion_tokens": ctok, "total_tokens": ptok + ctok}
+    usage = ctx.usage or {
+        "prompt_tokens": ptok,
+        "completion_tokens": ctok,
+        "total_tokens": ptok + ctok,
+    }
     base: dict[str, Any] = {
         "id": cid,
         "created": created,
@@ -343,7 +350,7 @@ def chat_completions(ctx: Ctx) -> Reply:
 
 def _response_object(ctx: Ctx, resp_id: str, status: str, output: list[Any]) -> dict[str, Any]:
     itok, otok = _estimate_tokens(ctx.body.get("input")), len(ctx.deltas)
-    usage = {
+    usage = ctx.usage or {
         "input_tokens": itok,
         "input_tokens_details": {"cached_tokens": 0},
         "output_tokens": otok,
@@ -419,7 +426,7 @@ def messages(ctx: Ctx) -> Reply:
     """Anthropic Messages API."""
     mid, model = "msg_" + uuid.uuid4().hex[:24], str(ctx.body.get("model") or "claude-fake")
     itok = _estimate_tokens([ctx.body.get("system"), ctx.body.get("messages")])
-    usage = {
+    usage = ctx.usage or {
         "input_tokens": itok,
         "output_tokens": len(ctx.deltas),
         "cache_creation_input_tokens": 0,
@@ -455,7 +462,7 @@ def messages(ctx: Ctx) -> Reply:
         ev(
             "message_delta",
             delta={"stop_reason": "end_turn", "stop_sequence": None},
-            usage={"output_tokens": len(ctx.deltas)},
+            usage={"output_tokens": usage["output_tokens"]},
         ),
         ev("message_stop"),
     ]
@@ -838,7 +845,8 @@ class FakeUpstream:
     def _ctx(self, request: Request, body: dict[str, Any]) -> Ctx:
         value = request.headers.get("x-fake-events")
         events = int(value) if value else self.events
-        return Ctx(body, _deltas(self.text, events), _rid())
+        usage = request.headers.get("x-fake-usage")
+        return Ctx(body, _deltas(self.text, events), _rid(), json.loads(usage) if usage else None)
 
     # ----------------------------------------------------------------- model routes
 
@@ -846,6 +854,8 @@ class FakeUpstream:
         body, chunks = await self._read_body(request)
         entry = self._record(request, body, chunks)
         reply, mode = await self._answer(request, entry)
+        extra = request.headers.get("x-fake-reply-headers")  # a JSON object, added to the answer
+        reply.headers.update(json.loads(extra) if extra else {})
         entry.status = reply.status
         return Delivery(self, reply, mode, self._interval(request))
 

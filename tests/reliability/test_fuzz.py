@@ -203,8 +203,12 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     with FakeUpstream() as upstream:
         providers = {name: {"base_url": upstream.url + prefix} for name, prefix in PREFIXES.items()}
         port = free_port()
+        usage = {"usage": {"dir": str(root / "usage")}}  # the sidecar's own data folder
         sidecar = start_sidecar(
-            render_config([{"port": port}], providers), [port], state_dir=state_dir, workdir=root
+            render_config([{"port": port}], providers, usage),
+            [port],
+            state_dir=state_dir,
+            workdir=root,
         )
         try:
             yield Target(sidecar, upstream, root)
@@ -257,8 +261,9 @@ def fuzzed_request(rng: random.Random) -> bytes:
 
 
 def test_fuzzed_raw_requests_against_the_real_server(target: Target) -> None:
-    """Hundreds of fuzzed requests: no undocumented 500, nothing written outside the state dir,
-    every upstream request under a configured base path, and the server still healthy."""
+    """Hundreds of fuzzed requests: no undocumented 500, nothing written outside the state dir
+    but the usage database in the sidecar's own folder, every upstream request under a
+    configured base path, and the server still healthy."""
     root = target.root
     outside = {p: tree(root / p) for p in ("sibling",)}
     rng = random.Random(8)
@@ -282,7 +287,12 @@ def test_fuzzed_raw_requests_against_the_real_server(target: Target) -> None:
         assert request.headers.get("authorization", f"Bearer {KEY}") == f"Bearer {KEY}"
     assert {p: tree(root / p) for p in outside} == outside
     names = {p.name for p in root.iterdir()}
-    assert names <= {"state", "sibling", *(p.name for p in root.glob("sidecar-*"))}
+    assert names <= {"state", "sibling", "usage", *(p.name for p in root.glob("sidecar-*"))}
+    assert {p.name for p in (root / "usage").iterdir()} <= {
+        "usage.sqlite3",
+        "usage.sqlite3-wal",
+        "usage.sqlite3-shm",
+    }
     logged = [e for e in target.sidecar.log_events() if e.get("event") == "request_failed"]
     assert logged == []
     assert target.sidecar.proc.poll() is None

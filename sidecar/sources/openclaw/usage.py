@@ -54,28 +54,37 @@ def after_failure(usage: UsageStats | None, reason: FailureReason, now_ms: int) 
     return merge_usage(usage, fields)
 
 
-def after_success(usage: UsageStats | None, now_ms: int) -> UsageStats:
-    """``errorCount`` 0, every window cleared, ``lastUsed = now``.
+# What OpenClaw 2026.6.1 clears after a success or a manual reset (``resetUsageStats``), the
+# ``blocked*`` window included: left in place, it would keep a working profile unusable.
+_RESET: dict[str, Any] = {
+    "errorCount": 0,
+    "blockedUntil": None,
+    "blockedReason": None,
+    "blockedSource": None,
+    "blockedModel": None,
+    "cooldownUntil": None,
+    "cooldownReason": None,
+    "cooldownModel": None,
+    "disabledUntil": None,
+    "disabledReason": None,
+    "failureCounts": None,
+}
 
-    The keys are those OpenClaw 2026.6.1 clears (``resetSuccessfulUsageStats``), the ``blocked*``
-    window included: left in place, it would keep a working profile unusable."""
-    return merge_usage(
-        usage or UsageStats(),
-        {
-            "lastUsed": now_ms,
-            "errorCount": 0,
-            "blockedUntil": None,
-            "blockedReason": None,
-            "blockedSource": None,
-            "blockedModel": None,
-            "cooldownUntil": None,
-            "cooldownReason": None,
-            "cooldownModel": None,
-            "disabledUntil": None,
-            "disabledReason": None,
-            "failureCounts": None,
-        },
-    )
+
+def after_success(usage: UsageStats | None, now_ms: int) -> UsageStats:
+    """``errorCount`` 0, every window cleared, ``lastUsed = now``
+    (``resetSuccessfulUsageStats``)."""
+    return merge_usage(usage or UsageStats(), {"lastUsed": now_ms, **_RESET})
+
+
+def cleared(state: AuthState, profile_id: str) -> AuthState:
+    """A cooldown cleared by hand, as OpenClaw 2026.6.1's ``clearAuthProfileCooldown`` writes it:
+    the profile's stats reset (``resetUsageStats``), ``lastUsed`` kept; a profile without stats
+    is left as it is (nothing to clear)."""
+    usage = state.usage.get(profile_id)
+    if usage is None:
+        return state
+    return with_usage(state, profile_id, merge_usage(usage, _RESET))
 
 
 def _reset_if_old(usage: UsageStats, now_ms: int) -> UsageStats:

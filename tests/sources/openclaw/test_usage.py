@@ -198,3 +198,30 @@ def test_state_updates_replace_one_entry_and_keep_the_rest() -> None:
         usage={"a:1": old, "a:2": new},
     )
     assert updated.raw == {"version": 1, "extra": True}
+
+
+def test_a_cooldown_cleared_by_hand() -> None:
+    """clearAuthProfileCooldown: the stats reset, lastUsed and unknown keys kept; a profile
+    without stats, or another profile, untouched."""
+    before = {
+        "lastUsed": T0 - HOUR,
+        "errorCount": 2,
+        "failureCounts": {"rate_limit": 2},
+        "lastFailureAt": T0 - MIN,
+        "cooldownUntil": T0 + MIN,
+        "cooldownReason": "rate_limit",
+        "disabledUntil": T0 + HOUR,
+        "disabledReason": "billing",
+        "futureKey": 1,
+    }
+    other = UsageStats(last_used=5)
+    state = AuthState(usage={"a:1": parse_usage(before), "a:2": other})
+    after = usage.cleared(state, "a:1")
+    assert dict(after.usage["a:1"].raw) == {
+        "lastUsed": T0 - HOUR,
+        "errorCount": 0,
+        "lastFailureAt": T0 - MIN,
+        "futureKey": 1,
+    }
+    assert (after.usage["a:1"].in_cooldown(T0), after.usage["a:2"]) == (False, other)
+    assert usage.cleared(state, "a:3") is state
