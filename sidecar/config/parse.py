@@ -374,6 +374,7 @@ TABLES: Mapping[str, Fields] = MappingProxyType(
         "providers.*": _PROVIDER_FIELDS,
         "refresh": _REFRESH_FIELDS,
         "upstream": _UPSTREAM_FIELDS,
+        "clients": _CLIENT_FIELDS,
         "log": _LOG_FIELDS,
         "usage": _USAGE_FIELDS,
         "fleet": _FLEET_FIELDS,

@@ -703,3 +703,12 @@ def test_every_config_key_is_documented() -> None:
         parse_settings(doc, source="README.md")
         documented |= _documented_keys(doc)
     assert sorted(set(config_keys()) - documented) == []
+
+
+def test_every_table_of_the_file_is_listed_for_the_docs() -> None:
+    """Each top-level key that holds a table is in TABLES, so its keys are held to the README."""
+    from sidecar.config.parse import _TOP_FIELDS, TABLES
+
+    scalars = {"state_dir", "default_agent"}
+    tables = {name.removesuffix(".*") for name in TABLES if name}
+    assert set(_TOP_FIELDS) - scalars == tables
