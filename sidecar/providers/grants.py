@@ -142,9 +142,10 @@ class Grant:
 
 
 # Codes after which only a new login helps: RFC 6749 §5.2 and OpenAI's refresh_token_* family
-# (the Codex CLI treats these as permanent failures).
+# (the Codex CLI treats these as permanent failures; OpenClaw 2026.9.6 adds invalid_refresh_token,
+# openai-chatgpt-oauth-token.runtime TOKEN_FAILURE_REASON_BY_CODE).
 _REJECTED: Final = frozenset(
-    {"invalid_grant", "invalid_token", "unauthorized_client"}
+    {"invalid_grant", "invalid_token", "unauthorized_client", "invalid_refresh_token"}
     | {"refresh_token_reused", "refresh_token_expired", "refresh_token_invalidated"}
 )
 # Other codes a message may name. Anything else is provider text that could echo a token.
@@ -171,8 +172,9 @@ def parse_token_response(
 ) -> Grant:
     """A Grant from a 2xx answer, else the error it means; no message contains the body's text.
 
-    ``previous_refresh`` stands in when Anthropic does not rotate the refresh token (RFC 6749
-    §6 allows that); OpenAI must always return one (spec §9).
+    ``previous_refresh`` stands in when the answer holds no new refresh token (RFC 6749 §6
+    allows that): Anthropic's, and OpenAI's since OpenClaw 2026.9.6 (``readOpenAITokenResponse``
+    keeps the existing one; 2026.6.1 required a new one).
     """
     data = _json_object(body)
     if not 200 <= status < 300:
@@ -193,9 +195,7 @@ def _tokens(
     access = _string(data, "access_token")
     if access is None:
         raise _malformed(auth, "has no access_token")
-    refresh = _string(data, "refresh_token")
-    if refresh is None and auth.style == "anthropic":
-        refresh = previous_refresh or None
+    refresh = _string(data, "refresh_token") or previous_refresh or None
     if refresh is None:
         raise _malformed(auth, "has no refresh_token")
     lifetime_ms = _lifetime_ms(data.get("expires_in"))
@@ -216,6 +216,13 @@ def _openai_grant(access: str, refresh: str, expires_ms: int, id_token: str | No
         plan=_claim(claims, _AUTH_CLAIMS, "chatgpt_plan_type"),
         email=_claim(claims, _PROFILE_CLAIMS, "email") or _string(claims[1], "email"),
     )
+
+
+def chatgpt_account_id(access: str) -> str | None:
+    """The ChatGPT account a Codex access token names (its ``chatgpt_account_id`` claim), as
+    OpenClaw's Codex transport reads it for the ``chatgpt-account-id`` header (2026.9.6
+    ``resolveOpenAICodexAccountId``)."""
+    return _claim((oauth.decode_claims(access),), _AUTH_CLAIMS, "chatgpt_account_id")
 
 
 def _claim(claims: tuple[dict[str, object], ...], namespace: str, key: str) -> str | None:

@@ -9,6 +9,7 @@ from typing import Final, Literal
 
 from sidecar.errors import StoreError
 from sidecar.providers.catalog import ProviderSpec
+from sidecar.providers.grants import chatgpt_account_id
 
 CredentialType = Literal["api_key", "token", "oauth"]
 
@@ -37,10 +38,12 @@ def credential_injection(
 ) -> Injection:
     """The headers that carry a profile's credential to ``provider`` (store spec §9)."""
     _check_header_value(secret, provider.name, "credential")
-    if account_id is not None:
-        _check_header_value(account_id, provider.name, "account id")
     bearer = ("authorization", f"Bearer {secret}")
     if provider.kind == "openai-codex" or (provider.kind == "openai" and cred_type == "oauth"):
+        # A profile without accountId: the access token's claim, where OpenClaw reads it.
+        account_id = account_id or chatgpt_account_id(secret)
+        if account_id is not None:
+            _check_header_value(account_id, provider.name, "account id")
         account = (("chatgpt-account-id", account_id),) if account_id else ()
         return Injection(set=(bearer, *account), set_if_absent=CODEX_DEFAULTS)
     if provider.kind == "anthropic" and cred_type != "api_key":

@@ -195,6 +195,20 @@ def test_token_request_repr_hides_the_body() -> None:
             ),
         ),
         (
+            OPENAI_CODEX,
+            answer(access_token=ACCESS, expires_in=3600),
+            "rt_old",
+            Grant(
+                Secret(ACCESS),
+                Secret("rt_old"),
+                NOW + 3_600_000,
+                None,
+                "acc-1",
+                "plus",
+                "alice@example.com",
+            ),
+        ),
+        (
             ANTHROPIC,
             answer(access_token="sk-ant-oat01-a", expires_in=28800, account="odd"),
             "sk-ant-ort01-old",
@@ -355,6 +369,13 @@ ANTHROPIC_REAUTH = (
             answer(error="invalid_grant", error_description=f"token {CANARY} revoked"),
             "invalid_grant",
             f"anthropic refused the sign-in (invalid_grant); {ANTHROPIC_REAUTH}",
+        ),
+        (
+            OPENAI_CODEX,
+            400,
+            answer(error={"code": "invalid_refresh_token", "type": "invalid_request_error"}),
+            "invalid_refresh_token",
+            f"openai-codex refused the sign-in (invalid_refresh_token); {OPENAI_REAUTH}",
         ),
         (
             ANTHROPIC,
