@@ -23,7 +23,9 @@ from sidecar.config import Listener, Settings
 from sidecar.errors import ConfigError, SidecarError
 from sidecar.log import get_logger
 from sidecar.providers.catalog import ProviderSpec
+from sidecar.providers.flows import provider_auth
 from sidecar.providers.grants import ProviderAuth
+from sidecar.providers.ids import auth_provider_id
 from sidecar.proxy.admission import admitting
 from sidecar.proxy.agents import KnownAgents, Listing
 from sidecar.proxy.app import create_app, create_ops
@@ -42,21 +44,18 @@ log = get_logger("sidecar.server")
 KEEP_ALIVE_S = 75  # idle keep-alive connections, as nginx's default
 
 
-def auth_lookup(providers: Mapping[str, ProviderSpec]) -> AuthLookup:
+def auth_lookup(
+    providers: Mapping[str, ProviderSpec], environ: Mapping[str, str] | None = None
+) -> AuthLookup:
+    """How a stored login's provider (as the store spells it) is refreshed; client ids and
+    secrets that OpenClaw reads from the environment are read from ``environ``."""
+    env = dict(environ or {})
+
     def auth_for(provider: str) -> ProviderAuth | None:
+        wanted = auth_provider_id(provider)
         # 2026.6.1 renamed Codex logins openai:*; they refresh at the Codex endpoint.
-        spec = providers.get("openai-codex" if provider == "openai" else provider)
-        if spec is None or not spec.token_url or not spec.client_id:
-            return None
-        return ProviderAuth(
-            provider=spec.name,
-            style="anthropic" if spec.kind == "anthropic" else "openai",
-            token_url=spec.token_url,
-            client_id=spec.client_id,
-            authorize_url=spec.authorize_url,
-            redirect_uri=spec.redirect_uri,
-            scope=spec.scope,
-        )
+        spec = providers.get("openai-codex" if wanted == "openai" else wanted)
+        return None if spec is None else provider_auth(spec, env)
 
     return auth_for
 
@@ -146,7 +145,7 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
         refresher = Refresher(
             source,
             tokens,
-            auth_lookup(settings.providers),
+            auth_lookup(settings.providers, environ),
             clock=now_ms,
             timeout_s=settings.refresh.timeout_seconds,
             margin_ms=int(settings.refresh.margin_seconds * 1000),

@@ -37,6 +37,7 @@ class Credential:
     type: Literal["api_key", "token", "oauth"]
     secret: Secret
     account_id: str | None = None
+    refreshable: bool = True  # False: an upstream 401 is passed on, there is nothing to refresh
 
 
 class CredentialResolver:
@@ -62,6 +63,8 @@ class CredentialResolver:
         self, agent: str, view: ProfileView, *, rejected_access: str | None = None
     ) -> Credential:
         profile = view.profile
+        if isinstance(profile, OAuthCredential) and not self.refresher.refreshes(profile.provider):
+            return self._unrefreshed(view, profile)
         if isinstance(profile, OAuthCredential):
             if rejected_access is not None or self.refresher.is_due(profile):
                 profile = await self.refresher.fresh(agent, view, rejected_access=rejected_access)
@@ -81,6 +84,15 @@ class CredentialResolver:
         assert isinstance(profile, ApiKeyCredential)
         secret = await self._value(profile.key, profile.key_ref, view.id)
         return Credential(view.id, profile.provider, "api_key", secret)
+
+    def _unrefreshed(self, view: ProfileView, profile: OAuthCredential) -> Credential:
+        """A login nobody here can refresh (OpenClaw's plugin can, or nobody can) is served until
+        it expires, then refused with the command that signs in again."""
+        if not profile.access or profile.expires is None or profile.expires <= self.clock():
+            raise self.refresher.no_refresh(profile)
+        return Credential(
+            view.id, profile.provider, "oauth", profile.access, profile.account_id, False
+        )
 
     async def _value(self, inline: Secret | None, ref: SecretRef | None, pid: str) -> Secret:
         if inline:

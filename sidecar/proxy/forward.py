@@ -159,7 +159,7 @@ class Proxy:
             path = codex_path(spec.base_url, path)
         url = upstream_url(spec.base_url, path, scope.get("query_string", b""))
         response = await self._send(scope, url, spec, cred, await self._content(raw, body))
-        if response.status_code == 401 and cred.type == "oauth":
+        if response.status_code == 401 and cred.type == "oauth" and cred.refreshable:
             response = await self._replay(scope, url, spec, cred, chosen, body, response, ex)
         self._record(chosen, response.status_code)
         await self._stream_back(response, receive, send, body, ex)

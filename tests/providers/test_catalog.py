@@ -52,13 +52,19 @@ def test_figures() -> None:
     assert set(BUILTIN_PROVIDERS) == set(CATALOG)
 
 
-def test_only_openai_codex_and_anthropic_can_be_refreshed() -> None:
-    """The sidecar holds OAuth clients for exactly these two (the refresh flavours of other
-    providers are not built yet)."""
-    assert sorted(n for n, spec in BUILTIN_PROVIDERS.items() if can_refresh(spec)) == [
-        "anthropic",
-        "openai-codex",
-    ]
+def test_each_oauth_provider_names_its_refresh_flavour() -> None:
+    """The providers whose logins OpenClaw refreshes carry its flavour; those it cannot refresh
+    either say "none" (issue #18 section 2)."""
+    flavours = {n: spec.refresh for n, spec in BUILTIN_PROVIDERS.items() if spec.refresh}
+    assert flavours == {
+        "anthropic": "anthropic",
+        "minimax-portal": "none",
+        "minimax-portal-cn": "none",
+        "openai-codex": "openai",
+        "qwen-oauth": "none",
+    }
+    refreshed = {n for n, spec in BUILTIN_PROVIDERS.items() if can_refresh(spec)}
+    assert refreshed == {n for n, style in flavours.items() if style != "none"}
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.spec.name)

@@ -136,8 +136,8 @@ def test_token_request_repr_hides_the_body() -> None:
     request = refresh_request(ANTHROPIC, CANARY)
     assert CANARY not in repr(request)
     assert repr(request) == (
-        "TokenRequest(url='https://platform.claude.com/v1/oauth/token', headers=(('Content-Type',"
-        " 'application/json'), ('Accept', 'application/json')))"
+        "TokenRequest(POST 'https://platform.claude.com/v1/oauth/token', "
+        "headers=['Content-Type', 'Accept'])"
     )
 
 
@@ -264,7 +264,7 @@ def test_grant_repr_masks_tokens() -> None:
     grant = Grant(Secret(CANARY), Secret(CANARY), 1, Secret(CANARY), "acc")
     assert repr(grant) == (
         "Grant(access=Secret(***), refresh=Secret(***), expires_ms=1, id_token=Secret(***), "
-        "account_id='acc', plan=None, email=None)"
+        "account_id='acc', plan=None, email=None, extra=())"
     )
 
 

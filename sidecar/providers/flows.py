@@ -1,0 +1,93 @@
+"""Refresh flows, one per flavour, in the manner of httpx's auth flows: a generator yields each
+request to make (``TokenRequest``), receives its ``Answer`` and returns the ``Grant``, so a
+multi-step refresh (discovery, then the token call) is tested without a socket. The refresher
+(``auth/refresh.py``) makes the calls. Pure: no I/O, no clock, no environment.
+
+Each flavour does what OpenClaw does for that provider (docs/providers.md, "OAuth flavours").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from sidecar.errors import RefreshUnavailable
+from sidecar.providers.grants import (
+    Login,
+    ProviderAuth,
+    RefreshFlow,
+    openclaw_login,
+    parse_token_response,
+    refresh_request,
+)
+from sidecar.providers.spec import ProviderSpec, refresh_style
+from sidecar.secret import Secret
+
+
+def provider_auth(spec: ProviderSpec, environ: Mapping[str, str]) -> ProviderAuth | None:
+    """How ``spec``'s OAuth logins are refreshed, the client id and secret taken from the
+    environment where OpenClaw takes them (the first variable set); None when the sidecar has
+    no refresh method for it."""
+    style = refresh_style(spec)
+    if style is None:
+        return None
+    return ProviderAuth(
+        provider=spec.name,
+        style=style,
+        token_url=spec.token_url or "",
+        client_id=spec.client_id or _first(environ, spec.client_id_env) or "",
+        authorize_url=spec.authorize_url,
+        redirect_uri=spec.redirect_uri,
+        scope=spec.scope,
+        issuer=spec.issuer,
+        client_secret=_secret(_first(environ, spec.client_secret_env)),
+        relogin=spec.relogin,
+        client_id_env=spec.client_id_env,
+    )
+
+
+def _first(environ: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    """OpenClaw's ``resolveEnv``: the first of ``names`` set to something other than space."""
+    return next((environ[n].strip() for n in names if environ.get(n, "").strip()), None)
+
+
+def _secret(value: str | None) -> Secret | None:
+    return Secret(value) if value else None
+
+
+def refresh_flow(auth: ProviderAuth | None, login: Login) -> RefreshFlow:
+    """The flow that refreshes ``login``; ``RefreshUnavailable`` naming what to run when its
+    provider has no refresh method (``auth`` None) or none at all (flavour "none")."""
+    flow = _FLOWS.get(auth.style) if auth is not None else None
+    if auth is None or flow is None:
+        raise RefreshUnavailable(no_refresh_message(auth, login.provider, login.profile_id))
+    return flow(auth, login)
+
+
+def no_refresh_message(auth: ProviderAuth | None, provider: str, profile_id: str) -> str:
+    """Why an expired login cannot be refreshed here, and the command that signs in again."""
+    login = openclaw_login(provider, auth, profile_id)
+    if auth is not None and auth.style == "none":
+        return (
+            f"the {provider} login in profile {profile_id} has expired, and OpenClaw cannot "
+            f"refresh {provider} logins either: sign in again with `{login}`"
+        )
+    return (
+        f"the {provider} login in profile {profile_id} has expired, and the sidecar has no "
+        f"refresh method for {provider} (OpenClaw's plugin for it refreshes it): sign in again "
+        f"with `{login}`, or run OpenClaw once, which refreshes it"
+    )
+
+
+def _rfc6749(auth: ProviderAuth, login: Login) -> RefreshFlow:
+    """OpenAI (Codex) and Anthropic: one refresh-token grant (``grants``)."""
+    answer = yield refresh_request(auth, login.refresh)
+    return parse_token_response(
+        auth, answer.status, answer.body, answer.now_ms, previous_refresh=login.refresh
+    )
+
+
+_FLOWS: Final[Mapping[str, Callable[[ProviderAuth, Login], RefreshFlow]]] = {
+    "openai": _rfc6749,
+    "anthropic": _rfc6749,
+}
