@@ -629,6 +629,22 @@ REFRESH: Mapping[str, Refresh] = {
             code('grant_type: "refresh_token"', V9, "dist/provider-runtime.errors-*.mjs"),
         ),
     ),
+    "xai": Refresh(
+        "xai",
+        (
+            code(
+                "async function refreshXaiOAuthCredential(credential, options = {})",
+                V9,
+                "dist/extensions/xai/xai-oauth.js",
+            ),
+            code('const XAI_OAUTH_ISSUER = "https://auth.x.ai"', V9),
+            code('const XAI_GROK_OAUTH_BASE_URL = "https://cli-chat-proxy.grok.com/v1"', V9),
+            code("async function refreshXaiOAuthCredential(credential, options = {})", V6),
+        ),
+        client_id="b1a00492-073a-47ea-816f-4c329264a828",
+        issuer="https://auth.x.ai",
+        oauth_base_url="https://cli-chat-proxy.grok.com/v1",
+    ),
     "minimax-portal": MINIMAX_PORTAL_REFRESH,
     "minimax-portal-cn": MINIMAX_PORTAL_REFRESH,
     "qwen-oauth": Refresh(

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Final
 
 from sidecar.errors import RefreshUnavailable
+from sidecar.providers import xai
 from sidecar.providers.grants import (
     Login,
     ProviderAuth,
@@ -90,4 +91,5 @@ def _rfc6749(auth: ProviderAuth, login: Login) -> RefreshFlow:
 _FLOWS: Final[Mapping[str, Callable[[ProviderAuth, Login], RefreshFlow]]] = {
     "openai": _rfc6749,
     "anthropic": _rfc6749,
+    "xai": xai.refresh_flow,
 }

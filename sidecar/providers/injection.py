@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from sidecar.errors import StoreError
+from sidecar.providers import xai
 from sidecar.providers.catalog import ProviderSpec
 from sidecar.providers.grants import chatgpt_account_id
 
@@ -52,8 +53,13 @@ def credential_injection(
         auth = provider.auth
         if cred_type != "api_key" and provider.token_auth is not None:
             auth = provider.token_auth  # e.g. Anthropic-style APIs: keys x-api-key, tokens Bearer
-        return Injection(set=(_auth_header(auth, secret),))
+        extra = _OAUTH_HEADERS.get(provider.name, ()) if cred_type == "oauth" else ()
+        return Injection(set=(_auth_header(auth, secret),), set_if_absent=extra)
     return Injection(set=(bearer,))
+
+
+# Headers OpenClaw adds to an OAuth login's requests, by provider (a client may send its own).
+_OAUTH_HEADERS: Final = {"xai": xai.OAUTH_HEADERS}
 
 
 def _auth_header(auth: str, secret: str) -> tuple[str, str]:

@@ -118,6 +118,7 @@ def test_refresh_auth_and_endpoints(home: Path) -> None:
     assert refreshed == {
         "anthropic": "anthropic",
         "openai-codex": "openai",
+        "xai": "xai",
     }
     assert listed["minimax-portal"]["refresh_style"] == "none"
     assert listed["google"]["auth"]["api_key"] == "x-goog-api-key"

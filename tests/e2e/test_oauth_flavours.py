@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -22,12 +23,14 @@ from tests.e2e.refresh_support import (
     Sidecars,
     bearers,
     expect_oauth,
+    in_flight_of,
     oauth_profile,
     provider_tables,
     read_profiles,
     write_profiles,
 )
 from tests.e2e.sidecar import run_cli
+from tests.fakes.flavour_server import XAI_CLIENT_ID, XAI_TOKEN_PATH, FlavourServer, Seeded
 from tests.fakes.token_server import FakeTokenServer
 from tests.fakes.upstream import FakeUpstream
 
@@ -43,6 +46,11 @@ def sidecars(
     pool = Sidecars(tmp_path, provider_tables(token_server, upstream))
     yield pool
     pool.stop_all()
+
+
+def error_of(response: httpx.Response) -> tuple[int, str | None, dict[str, Any]]:
+    """Status, the sidecar's error-code header, and the JSON body."""
+    return response.status_code, response.headers.get("x-openclaw-sidecar-error"), response.json()
 
 
 @pytest.fixture
@@ -194,3 +202,190 @@ def test_an_expired_login_nobody_here_refreshes_is_refresh_unavailable_naming_th
     assert entry["action"] == message
     table = run_cli(["status"], sidecar.env).stdout
     assert f"{pid}: {message}" in table
+
+
+# --- the flavours' fakes ------------------------------------------------------------------------
+
+XAI_RESPONSES = "/xai/responses"
+CONCURRENT = 40
+
+
+@pytest.fixture
+def flavours(token_server: FakeTokenServer) -> Iterator[FlavourServer]:
+    """xAI, Chutes, Google and GitHub's fakes, issuing tokens the fake upstream checks."""
+    with FlavourServer(token_server.registry) as server:
+        yield server
+
+
+@pytest.fixture
+def flavoured(
+    tmp_path: Path, flavours: FlavourServer, upstream: FakeUpstream
+) -> Iterator[Sidecars]:
+    """Sidecars whose OAuth providers refresh at the fakes and send to prefixes of the fake
+    upstream, which takes only valid access tokens there."""
+    for prefix in ("/grok", "/xai-api"):
+        upstream.expect(prefix, oauth=True)
+    tables = {
+        "xai": {
+            "base_url": upstream.url + "/xai-api/v1",
+            "oauth_base_url": upstream.url + "/grok/v1",
+            "issuer": flavours.url + "/xai",
+        },
+    }
+    pool = Sidecars(tmp_path, tables)
+    yield pool
+    pool.stop_all()
+
+
+def flavour_profile(provider: str, seeded: Seeded, **extra: Any) -> dict[str, Any]:
+    """An OAuth profile as OpenClaw writes it for ``seeded``."""
+    return {
+        "type": "oauth",
+        "provider": provider,
+        "access": seeded.access,
+        "refresh": seeded.refresh,
+        "expires": seeded.expires_ms,
+        "email": seeded.identity.email,
+        **seeded.extra,
+        **extra,
+    }
+
+
+async def held_requests(
+    sidecar_url: str, path: str, body: Mapping[str, Any], server: FlavourServer, count: int
+) -> list[int]:
+    """``count`` requests while ``server`` holds its token calls, released once all of them
+    wait on the refresh; their statuses."""
+    server.set_mode("hold")
+    statuses: list[int] = []
+    limits = httpx.Limits(max_connections=count + 5)
+    async with httpx.AsyncClient(base_url=sidecar_url, limits=limits, timeout=30) as client:
+
+        async def one() -> None:
+            statuses.append((await client.post(path, json=body)).status_code)
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for _ in range(count):
+                    tg.start_soon(one)
+                assert await anyio.to_thread.run_sync(server.held.wait, 10)
+                while in_flight_of(await client.get("/metrics")) < count:
+                    pass
+                server.release()
+    return statuses
+
+
+# --- xai ----------------------------------------------------------------------------------------
+
+XAI_ID = "xai:ada@example.com"
+XAI_LEGACY = {
+    "tokenEndpoint": "https://auth.x.ai/oauth2/token",
+    "issuer": "https://auth.x.ai",
+    "authFlow": "device-code",
+}
+
+
+def test_an_expired_xai_login_is_refreshed_where_discovery_says_and_sent_to_the_grok_proxy(
+    flavoured: Sidecars, flavours: FlavourServer, upstream: FakeUpstream, http: httpx.Client
+) -> None:
+    """Expired: discovery at the configured issuer (the stored x.ai endpoint is not that
+    issuer's), one grant, the request goes to the Grok CLI proxy with OpenClaw's headers; the
+    rotated token, the endpoint and the identity are stored; the next refresh skips discovery."""
+    seeded = flavours.seed("xai", expires_in=-60)
+    old = flavour_profile("xai", seeded, **XAI_LEGACY)
+    write_profiles(flavoured.state_dir, {XAI_ID: old})
+    sidecar = flavoured.start()
+    response = http.post(sidecar.url() + XAI_RESPONSES, json=RESPONSES_BODY)
+    assert response.status_code == 200
+    assert [(c["flavour"], c["method"]) for c in flavours.calls] == [
+        ("xai-discovery", "GET"),
+        ("xai", "POST"),
+    ]
+    grant_call = flavours.calls[1]
+    assert grant_call["params"] == {
+        "grant_type": "refresh_token",
+        "client_id": XAI_CLIENT_ID,
+        "refresh_token": seeded.refresh,
+    }
+    assert grant_call["headers"]["user-agent"] == "openclaw/2026.9.6"
+    (sent,) = upstream.requests
+    assert sent.path == "/grok/v1/responses"
+    assert sent.headers["authorization"] == f"Bearer {grant_call['issued_access']}"
+    assert (sent.headers["x-xai-token-auth"], sent.headers["x-grok-client-version"]) == (
+        "xai-grok-cli",
+        "2026.9.6",
+    )
+    stored = read_profiles(flavoured.state_dir)[XAI_ID]
+    endpoint = flavours.url + XAI_TOKEN_PATH
+    assert stored == {
+        **old,
+        "access": grant_call["issued_access"],
+        "refresh": grant_call["issued_refresh"],
+        "expires": stored["expires"],
+        "idToken": stored["idToken"],
+        "accountId": seeded.identity.account_id,
+        "displayName": "Ada L",
+        "tokenEndpoint": endpoint,
+        "issuer": flavours.url + "/xai",
+    }
+    flavours.registry.revoke(stored["access"])  # a 401 upstream: refreshed and replayed
+    assert http.post(sidecar.url() + XAI_RESPONSES, json=RESPONSES_BODY).status_code == 200
+    assert [c["flavour"] for c in flavours.calls] == ["xai-discovery", "xai", "xai"]
+    assert flavours.calls[2]["params"]["refresh_token"] == grant_call["issued_refresh"]
+
+
+@pytest.mark.anyio
+async def test_concurrent_requests_on_an_expired_xai_login_make_one_grant(
+    flavoured: Sidecars, flavours: FlavourServer
+) -> None:
+    """Forty requests that all find the xAI login expired share one refresh (stored endpoint:
+    no discovery) and all succeed."""
+    seeded = flavours.seed("xai", expires_in=-60)
+    endpoint = {"tokenEndpoint": flavours.url + XAI_TOKEN_PATH}
+    write_profiles(flavoured.state_dir, {XAI_ID: flavour_profile("xai", seeded, **endpoint)})
+    sidecar = flavoured.start()
+    statuses = await held_requests(
+        sidecar.url(), XAI_RESPONSES, RESPONSES_BODY, flavours, CONCURRENT
+    )
+    assert (statuses, [c["flavour"] for c in flavours.calls]) == ([200] * CONCURRENT, ["xai"])
+
+
+def test_a_rejected_xai_refresh_token_is_reauth_required_naming_openclaw_s_login(
+    flavoured: Sidecars, flavours: FlavourServer, http: httpx.Client
+) -> None:
+    """xAI refuses the refresh token (invalid_grant): 401 reauth_required, OpenClaw's login."""
+    seeded = flavours.seed("xai", expires_in=-60)
+    write_profiles(flavoured.state_dir, {XAI_ID: flavour_profile("xai", seeded)})
+    sidecar = flavoured.start()
+    flavours.set_mode("reject")
+    status, code, payload = error_of(http.post(sidecar.url() + XAI_RESPONSES, json=RESPONSES_BODY))
+    assert (status, code) == (401, "reauth_required")
+    assert payload["error"]["message"] == (
+        "xai refused the sign-in (invalid_grant); sign in again with OpenClaw: "
+        "`openclaw models auth login --provider xai`"
+    )
+
+
+def test_an_xai_answer_without_a_refresh_token_keeps_the_old_one(
+    flavoured: Sidecars, flavours: FlavourServer, http: httpx.Client
+) -> None:
+    """The refresh token is optional in xAI's answer: the stored one stays."""
+    seeded = flavours.seed("xai", expires_in=-60)
+    write_profiles(flavoured.state_dir, {XAI_ID: flavour_profile("xai", seeded)})
+    sidecar = flavoured.start()
+    flavours.set_mode("omit", fields=("refresh_token", "id_token"))
+    assert http.post(sidecar.url() + XAI_RESPONSES, json=RESPONSES_BODY).status_code == 200
+    assert read_profiles(flavoured.state_dir)[XAI_ID]["refresh"] == seeded.refresh
+
+
+def test_an_xai_api_key_still_goes_to_api_x_ai(
+    flavoured: Sidecars, upstream: FakeUpstream, http: httpx.Client
+) -> None:
+    """Only OAuth logins go to the Grok CLI proxy; an API key goes to xAI's API, as it is."""
+    upstream.expect("/xai-api", ["xai-key-0123456789"])
+    key = {"type": "api_key", "provider": "xai", "key": "xai-key-0123456789"}
+    write_profiles(flavoured.state_dir, {"xai:key": key})
+    sidecar = flavoured.start()
+    assert http.post(sidecar.url() + XAI_RESPONSES, json=RESPONSES_BODY).status_code == 200
+    (sent,) = upstream.requests
+    assert (sent.path, "x-xai-token-auth" in sent.headers) == ("/xai-api/v1/responses", False)

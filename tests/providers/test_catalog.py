@@ -62,6 +62,7 @@ def test_each_oauth_provider_names_its_refresh_flavour() -> None:
         "minimax-portal-cn": "none",
         "openai-codex": "openai",
         "qwen-oauth": "none",
+        "xai": "xai",
     }
     refreshed = {n for n, spec in BUILTIN_PROVIDERS.items() if can_refresh(spec)}
     assert refreshed == {n for n, style in flavours.items() if style != "none"}
@@ -111,6 +112,18 @@ def test_aliases_point_at_catalog_entries() -> None:
                 base_url="https://generativelanguage.googleapis.com/v1beta",
                 auth="header:x-goog-api-key",
                 token_auth="bearer",
+            ),
+        ),
+        (
+            "xai",
+            ProviderSpec(
+                name="xai",
+                kind="generic",
+                base_url="https://api.x.ai/v1",
+                client_id="b1a00492-073a-47ea-816f-4c329264a828",
+                refresh="xai",
+                issuer="https://auth.x.ai",
+                oauth_base_url="https://cli-chat-proxy.grok.com/v1",
             ),
         ),
         (

@@ -16,6 +16,8 @@ OPENAI = BUILTIN_PROVIDERS["openai"]
 CODEX = BUILTIN_PROVIDERS["openai-codex"]
 ANTHROPIC = BUILTIN_PROVIDERS["anthropic"]
 OPENROUTER = BUILTIN_PROVIDERS["openrouter"]
+XAI = BUILTIN_PROVIDERS["xai"]
+GROK_HEADERS = (("x-xai-token-auth", "xai-grok-cli"), ("x-grok-client-version", "2026.9.6"))
 GENERIC = ProviderSpec(name="my-llm", kind="generic", base_url="https://llm.example.com")
 CODEX_DEFAULTS = (("openai-beta", "responses=experimental"), ("originator", "codex_cli_rs"))
 
@@ -49,6 +51,9 @@ CLAIMED = jwt({"https://api.openai.com/auth": {"chatgpt_account_id": "acct-claim
             set=(("authorization", "Bearer SECRET"),), merge_beta="oauth-2025-04-20")),
         (OPENROUTER, "api_key", None, Injection(set=(("authorization", "Bearer SECRET"),))),
         (OPENROUTER, "oauth", "acct-1", Injection(set=(("authorization", "Bearer SECRET"),))),
+        (XAI, "api_key", None, Injection(set=(("authorization", "Bearer SECRET"),))),
+        (XAI, "oauth", None, Injection(
+            set=(("authorization", "Bearer SECRET"),), set_if_absent=GROK_HEADERS)),
         (replace(GENERIC, auth="x-api-key"), "api_key", None,
          Injection(set=(("x-api-key", "SECRET"),))),
         (replace(GENERIC, auth="header:X-Goog-Api-Key"), "api_key", None,
