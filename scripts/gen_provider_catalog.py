@@ -645,6 +645,16 @@ REFRESH: Mapping[str, Refresh] = {
         issuer="https://auth.x.ai",
         oauth_base_url="https://cli-chat-proxy.grok.com/v1",
     ),
+    "chutes": Refresh(
+        "chutes",
+        (
+            code("async function refreshChutesTokens(params)", V6),
+            code("const CHUTES_TOKEN_ENDPOINT = `${CHUTES_OAUTH_ISSUER}/idp/token`", V6),
+        ),
+        token_url="https://api.chutes.ai/idp/token",  # noqa: S106 (a URL)
+        client_id_env=("CHUTES_CLIENT_ID",),
+        client_secret_env=("CHUTES_CLIENT_SECRET",),
+    ),
     "minimax-portal": MINIMAX_PORTAL_REFRESH,
     "minimax-portal-cn": MINIMAX_PORTAL_REFRESH,
     "qwen-oauth": Refresh(

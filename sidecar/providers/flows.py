@@ -9,20 +9,35 @@ Each flavour does what OpenClaw does for that provider (docs/providers.md, "OAut
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Final
+from dataclasses import replace
+from typing import Any, Final
 
 from sidecar.errors import RefreshUnavailable
-from sidecar.providers import xai
+from sidecar.providers import oauth, xai
+from sidecar.providers.answers import json_object
 from sidecar.providers.grants import (
+    Answer,
+    Grant,
     Login,
     ProviderAuth,
     RefreshFlow,
+    TokenRequest,
+    failure,
+    malformed,
     openclaw_login,
     parse_token_response,
     refresh_request,
+    require_refresh,
+    tokens,
 )
 from sidecar.providers.spec import ProviderSpec, refresh_style
 from sidecar.secret import Secret
+
+_FORM: Final = "application/x-www-form-urlencoded"
+# OpenClaw stores a Chutes expiry five minutes early but never less than 30 s ahead (2026.6.1
+# chutes-oauth DEFAULT_EXPIRES_BUFFER_MS, minRemainingMs).
+_EARLY_MS: Final = 300_000
+_CHUTES_FLOOR_MS: Final = 30_000
 
 
 def provider_auth(spec: ProviderSpec, environ: Mapping[str, str]) -> ProviderAuth | None:
@@ -88,8 +103,54 @@ def _rfc6749(auth: ProviderAuth, login: Login) -> RefreshFlow:
     )
 
 
+def _chutes(auth: ProviderAuth, login: Login) -> RefreshFlow:
+    """Chutes (2026.6.1 ``refreshChutesTokens``): the profile's ``clientId``, else
+    ``$CHUTES_CLIENT_ID``; ``$CHUTES_CLIENT_SECRET`` when set; a form with only its
+    Content-Type; the refresh token optional in the answer; ``clientId`` kept."""
+    client_id = _field(login.fields, "clientId") or auth.client_id
+    if not client_id:
+        raise RefreshUnavailable(_no_client(auth, login, "has no clientId"))
+    params = [("client_id", client_id), ("refresh_token", require_refresh(auth, login.refresh))]
+    if auth.client_secret:
+        params.append(("client_secret", auth.client_secret.reveal()))
+    body = oauth.token_form("refresh_token", params)
+    answer = yield TokenRequest(auth.token_url, (("Content-Type", _FORM),), body)
+    grant = _grant(auth, answer, login, early_ms=_EARLY_MS, floor_ms=_CHUTES_FLOOR_MS)
+    return replace(grant, extra=(("clientId", client_id),))
+
+
+def _grant(
+    auth: ProviderAuth, answer: Answer, login: Login, *, early_ms: int, floor_ms: int = 0
+) -> Grant:
+    """An RFC 6749 answer whose refresh token is optional, its expiry stored ``early_ms`` early
+    (never less than ``floor_ms`` ahead)."""
+    data = json_object(answer.body)
+    if not 200 <= answer.status < 300:
+        raise failure(auth, answer.status, data)
+    if data is None:
+        raise malformed(auth, "is not a JSON object")
+    access, refresh, lifetime = tokens(auth, data, login.refresh)
+    expires = max(answer.now_ms + lifetime - early_ms, answer.now_ms + floor_ms)
+    return Grant(Secret(access), Secret(refresh), expires)
+
+
+def _no_client(auth: ProviderAuth, login: Login, what: str) -> str:
+    names = " or ".join(f"${name}" for name in auth.client_id_env) or "its client id"
+    return (
+        f"cannot refresh profile {login.profile_id}: the {auth.provider} login {what}; set "
+        f"{names} in the sidecar's environment as OpenClaw reads it, or sign in again with "
+        f"`{openclaw_login(login.provider, auth, login.profile_id)}`"
+    )
+
+
+def _field(fields: Mapping[str, Any], key: str) -> str | None:
+    value = fields.get(key)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
 _FLOWS: Final[Mapping[str, Callable[[ProviderAuth, Login], RefreshFlow]]] = {
     "openai": _rfc6749,
     "anthropic": _rfc6749,
     "xai": xai.refresh_flow,
+    "chutes": _chutes,
 }

@@ -117,6 +117,7 @@ def test_refresh_auth_and_endpoints(home: Path) -> None:
     refreshed = {name: row["refresh_style"] for name, row in listed.items() if row["refresh"]}
     assert refreshed == {
         "anthropic": "anthropic",
+        "chutes": "chutes",
         "openai-codex": "openai",
         "xai": "xai",
     }

@@ -30,7 +30,13 @@ from tests.e2e.refresh_support import (
     write_profiles,
 )
 from tests.e2e.sidecar import run_cli
-from tests.fakes.flavour_server import XAI_CLIENT_ID, XAI_TOKEN_PATH, FlavourServer, Seeded
+from tests.fakes.flavour_server import (
+    CHUTES_CLIENT_ID,
+    XAI_CLIENT_ID,
+    XAI_TOKEN_PATH,
+    FlavourServer,
+    Seeded,
+)
 from tests.fakes.token_server import FakeTokenServer
 from tests.fakes.upstream import FakeUpstream
 
@@ -223,13 +229,17 @@ def flavoured(
 ) -> Iterator[Sidecars]:
     """Sidecars whose OAuth providers refresh at the fakes and send to prefixes of the fake
     upstream, which takes only valid access tokens there."""
-    for prefix in ("/grok", "/xai-api"):
+    for prefix in ("/grok", "/xai-api", "/chutes"):
         upstream.expect(prefix, oauth=True)
     tables = {
         "xai": {
             "base_url": upstream.url + "/xai-api/v1",
             "oauth_base_url": upstream.url + "/grok/v1",
             "issuer": flavours.url + "/xai",
+        },
+        "chutes": {
+            "base_url": upstream.url + "/chutes/v1",
+            "token_url": flavours.url + "/idp/token",
         },
     }
     pool = Sidecars(tmp_path, tables)
@@ -389,3 +399,95 @@ def test_an_xai_api_key_still_goes_to_api_x_ai(
     assert http.post(sidecar.url() + XAI_RESPONSES, json=RESPONSES_BODY).status_code == 200
     (sent,) = upstream.requests
     assert (sent.path, "x-xai-token-auth" in sent.headers) == ("/xai-api/v1/responses", False)
+
+
+# --- chutes -----------------------------------------------------------------------------------
+
+CHUTES_ID = "chutes:ada@example.com"
+CHUTES_CHAT = "/chutes/chat/completions"
+CHAT_BODY: Mapping[str, Any] = {"model": "deepseek-ai/DeepSeek-V3", "messages": []}
+
+
+def test_an_expired_chutes_login_makes_one_call_and_keeps_its_client(
+    flavoured: Sidecars, flavours: FlavourServer, upstream: FakeUpstream, http: httpx.Client
+) -> None:
+    """Expired: one form post with the profile's clientId, the request succeeds, the rotated
+    token stored with the expiry five minutes early and clientId kept."""
+    seeded = flavours.seed("chutes", expires_in=-60)
+    old = flavour_profile("chutes", seeded)
+    write_profiles(flavoured.state_dir, {CHUTES_ID: old})
+    sidecar = flavoured.start()
+    before = int(time.time() * 1000)
+    assert http.post(sidecar.url() + CHUTES_CHAT, json=CHAT_BODY).status_code == 200
+    (call,) = flavours.calls
+    assert (call["params"], call["headers"]["content-type"]) == (
+        {
+            "grant_type": "refresh_token",
+            "client_id": CHUTES_CLIENT_ID,
+            "refresh_token": seeded.refresh,
+        },
+        "application/x-www-form-urlencoded",
+    )
+    stored = read_profiles(flavoured.state_dir)[CHUTES_ID]
+    assert stored == {
+        **old,
+        "access": call["issued_access"],
+        "refresh": call["issued_refresh"],
+        "expires": stored["expires"],
+    }
+    assert before + 3_300_000 - 5_000 <= stored["expires"] <= before + 3_300_000 + 30_000
+    assert bearers(upstream, "/chutes") == [call["issued_access"]]
+
+
+def test_a_chutes_login_without_client_id_uses_the_environment_s_client_and_secret(
+    flavoured: Sidecars, flavours: FlavourServer, http: httpx.Client
+) -> None:
+    """No clientId in the profile: $CHUTES_CLIENT_ID, and $CHUTES_CLIENT_SECRET, as OpenClaw
+    reads them; the client id is stored with the new token."""
+    flavours.chutes_secret = "cs_fake_secret"
+    seeded = flavours.seed("chutes", expires_in=-60)
+    profile = flavour_profile("chutes", seeded)
+    del profile["clientId"]
+    write_profiles(flavoured.state_dir, {CHUTES_ID: profile})
+    env = {"CHUTES_CLIENT_ID": CHUTES_CLIENT_ID, "CHUTES_CLIENT_SECRET": "cs_fake_secret"}
+    sidecar = flavoured.start(env=env)
+    assert http.post(sidecar.url() + CHUTES_CHAT, json=CHAT_BODY).status_code == 200
+    assert flavours.calls[0]["params"]["client_secret"] == "cs_fake_secret"
+    assert read_profiles(flavoured.state_dir)[CHUTES_ID]["clientId"] == CHUTES_CLIENT_ID
+
+
+@pytest.mark.anyio
+async def test_concurrent_requests_on_an_expired_chutes_login_make_one_call(
+    flavoured: Sidecars, flavours: FlavourServer
+) -> None:
+    """Forty requests on an expired Chutes login share one token call and all succeed."""
+    seeded = flavours.seed("chutes", expires_in=-60)
+    write_profiles(flavoured.state_dir, {CHUTES_ID: flavour_profile("chutes", seeded)})
+    sidecar = flavoured.start()
+    statuses = await held_requests(sidecar.url(), CHUTES_CHAT, CHAT_BODY, flavours, CONCURRENT)
+    assert (statuses, len(flavours.calls)) == ([200] * CONCURRENT, 1)
+
+
+def test_a_rejected_chutes_refresh_token_is_reauth_required(
+    flavoured: Sidecars, flavours: FlavourServer, http: httpx.Client
+) -> None:
+    """Chutes refuses the refresh token: 401 reauth_required naming OpenClaw's login."""
+    seeded = flavours.seed("chutes", expires_in=-60)
+    write_profiles(flavoured.state_dir, {CHUTES_ID: flavour_profile("chutes", seeded)})
+    sidecar = flavoured.start()
+    flavours.set_mode("reject")
+    status, code, payload = error_of(http.post(sidecar.url() + CHUTES_CHAT, json=CHAT_BODY))
+    assert (status, code) == (401, "reauth_required")
+    assert "`openclaw models auth login --provider chutes`" in payload["error"]["message"]
+
+
+def test_a_chutes_answer_without_a_refresh_token_keeps_the_old_one(
+    flavoured: Sidecars, flavours: FlavourServer, http: httpx.Client
+) -> None:
+    """The refresh token is optional in Chutes' answer (newRefresh || refreshToken)."""
+    seeded = flavours.seed("chutes", expires_in=-60)
+    write_profiles(flavoured.state_dir, {CHUTES_ID: flavour_profile("chutes", seeded)})
+    sidecar = flavoured.start()
+    flavours.set_mode("omit", fields=("refresh_token",))
+    assert http.post(sidecar.url() + CHUTES_CHAT, json=CHAT_BODY).status_code == 200
+    assert read_profiles(flavoured.state_dir)[CHUTES_ID]["refresh"] == seeded.refresh

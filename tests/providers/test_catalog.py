@@ -58,6 +58,7 @@ def test_each_oauth_provider_names_its_refresh_flavour() -> None:
     flavours = {n: spec.refresh for n, spec in BUILTIN_PROVIDERS.items() if spec.refresh}
     assert flavours == {
         "anthropic": "anthropic",
+        "chutes": "chutes",
         "minimax-portal": "none",
         "minimax-portal-cn": "none",
         "openai-codex": "openai",
