@@ -608,6 +608,17 @@ class Refresh:
     oauth_base_url: str | None = None
 
 
+GOOGLE_REFRESH = Refresh(
+    "google",
+    (
+        code("async function refreshTokensForGeminiCli(credentials)", V6),
+        code('const TOKEN_URL = "https://oauth2.googleapis.com/token"', V6),
+        code('const CLIENT_ID_KEYS = ["OPENCLAW_GEMINI_OAUTH_CLIENT_ID"', V6),
+    ),
+    token_url="https://oauth2.googleapis.com/token",  # noqa: S106 (a URL)
+    client_id_env=("OPENCLAW_GEMINI_OAUTH_CLIENT_ID", "GEMINI_CLI_OAUTH_CLIENT_ID"),
+    client_secret_env=("OPENCLAW_GEMINI_OAUTH_CLIENT_SECRET", "GEMINI_CLI_OAUTH_CLIENT_SECRET"),
+)
 MINIMAX_PORTAL_REFRESH = Refresh(
     "none",
     (code("openclaw models auth login --provider ${sanitizedProvider}", V9),),
@@ -655,6 +666,8 @@ REFRESH: Mapping[str, Refresh] = {
         client_id_env=("CHUTES_CLIENT_ID",),
         client_secret_env=("CHUTES_CLIENT_SECRET",),
     ),
+    "google-gemini-cli": GOOGLE_REFRESH,
+    "google": GOOGLE_REFRESH,
     "minimax-portal": MINIMAX_PORTAL_REFRESH,
     "minimax-portal-cn": MINIMAX_PORTAL_REFRESH,
     "qwen-oauth": Refresh(

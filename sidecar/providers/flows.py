@@ -38,6 +38,13 @@ _FORM: Final = "application/x-www-form-urlencoded"
 # chutes-oauth DEFAULT_EXPIRES_BUFFER_MS, minRemainingMs).
 _EARLY_MS: Final = 300_000
 _CHUTES_FLOOR_MS: Final = 30_000
+# What 2026.6.1 sends to Google's token endpoint (extensions/google/oauth.token requestTokenGrant,
+# which also stores the expiry five minutes early: TOKEN_EXPIRY_BUFFER_MS).
+_GOOGLE_HEADERS: Final = (
+    ("Content-Type", "application/x-www-form-urlencoded;charset=UTF-8"),
+    ("Accept", "*/*"),
+    ("User-Agent", "google-api-nodejs-client/9.15.1"),
+)
 
 
 def provider_auth(spec: ProviderSpec, environ: Mapping[str, str]) -> ProviderAuth | None:
@@ -119,6 +126,21 @@ def _chutes(auth: ProviderAuth, login: Login) -> RefreshFlow:
     return replace(grant, extra=(("clientId", client_id),))
 
 
+def _google(auth: ProviderAuth, login: Login) -> RefreshFlow:
+    """Google (Gemini CLI) OAuth as 2026.6.1 refreshes it (``refreshTokensForGeminiCli``): the
+    client from the environment, a form to oauth2.googleapis.com, the refresh token optional in
+    the answer (Google sends none); ``email`` and ``projectId`` stay as they are."""
+    if not auth.client_id:
+        raise RefreshUnavailable(_no_client(auth, login, "needs the Gemini CLI's OAuth client"))
+    refresh = require_refresh(auth, login.refresh)
+    params = [("client_id", auth.client_id), ("refresh_token", refresh)]
+    if auth.client_secret:
+        params.append(("client_secret", auth.client_secret.reveal()))
+    body = oauth.token_form("refresh_token", params)
+    answer = yield TokenRequest(auth.token_url, _GOOGLE_HEADERS, body)
+    return _grant(auth, answer, login, early_ms=_EARLY_MS)
+
+
 def _grant(
     auth: ProviderAuth, answer: Answer, login: Login, *, early_ms: int, floor_ms: int = 0
 ) -> Grant:
@@ -153,4 +175,5 @@ _FLOWS: Final[Mapping[str, Callable[[ProviderAuth, Login], RefreshFlow]]] = {
     "anthropic": _rfc6749,
     "xai": xai.refresh_flow,
     "chutes": _chutes,
+    "google": _google,
 }

@@ -118,6 +118,8 @@ def test_refresh_auth_and_endpoints(home: Path) -> None:
     assert refreshed == {
         "anthropic": "anthropic",
         "chutes": "chutes",
+        "google": "google",
+        "google-gemini-cli": "google",
         "openai-codex": "openai",
         "xai": "xai",
     }

@@ -32,6 +32,8 @@ from tests.e2e.refresh_support import (
 from tests.e2e.sidecar import run_cli
 from tests.fakes.flavour_server import (
     CHUTES_CLIENT_ID,
+    GOOGLE_CLIENT_ID,
+    GOOGLE_CLIENT_SECRET,
     XAI_CLIENT_ID,
     XAI_TOKEN_PATH,
     FlavourServer,
@@ -229,7 +231,7 @@ def flavoured(
 ) -> Iterator[Sidecars]:
     """Sidecars whose OAuth providers refresh at the fakes and send to prefixes of the fake
     upstream, which takes only valid access tokens there."""
-    for prefix in ("/grok", "/xai-api", "/chutes"):
+    for prefix in ("/grok", "/xai-api", "/chutes", "/gemini"):
         upstream.expect(prefix, oauth=True)
     tables = {
         "xai": {
@@ -240,6 +242,10 @@ def flavoured(
         "chutes": {
             "base_url": upstream.url + "/chutes/v1",
             "token_url": flavours.url + "/idp/token",
+        },
+        "google-gemini-cli": {
+            "base_url": upstream.url + "/gemini",
+            "token_url": flavours.url + "/google/token",
         },
     }
     pool = Sidecars(tmp_path, tables)
@@ -491,3 +497,81 @@ def test_a_chutes_answer_without_a_refresh_token_keeps_the_old_one(
     flavours.set_mode("omit", fields=("refresh_token",))
     assert http.post(sidecar.url() + CHUTES_CHAT, json=CHAT_BODY).status_code == 200
     assert read_profiles(flavoured.state_dir)[CHUTES_ID]["refresh"] == seeded.refresh
+
+
+# --- google ---------------------------------------------------------------------------------------
+
+GEMINI_ID = "google-gemini-cli:ada@example.com"
+# The fake upstream answers OpenAI-style paths only; what is proven here is the credential.
+GEMINI = "/google-gemini-cli/v1/chat/completions"
+GEMINI_BODY: Mapping[str, Any] = {"model": "gemini-2.5-pro", "messages": []}
+GOOGLE_ENV = {
+    "GEMINI_CLI_OAUTH_CLIENT_ID": GOOGLE_CLIENT_ID,
+    "GEMINI_CLI_OAUTH_CLIENT_SECRET": GOOGLE_CLIENT_SECRET,
+}
+
+
+def test_an_expired_gemini_cli_login_makes_one_call_and_keeps_its_project(
+    flavoured: Sidecars, flavours: FlavourServer, upstream: FakeUpstream, http: httpx.Client
+) -> None:
+    """Expired: one form post with the client from the environment, the request succeeds;
+    Google sends no new refresh token, so the old one stays, with email and projectId."""
+    seeded = flavours.seed("google", expires_in=-60)
+    old = flavour_profile("google-gemini-cli", seeded, projectId="proj-1")
+    write_profiles(flavoured.state_dir, {GEMINI_ID: old})
+    sidecar = flavoured.start(env=GOOGLE_ENV)
+    assert http.post(sidecar.url() + GEMINI, json=GEMINI_BODY).status_code == 200
+    (call,) = flavours.calls
+    assert call["params"] == {
+        "grant_type": "refresh_token",
+        "client_id": GOOGLE_CLIENT_ID,
+        "refresh_token": seeded.refresh,
+        "client_secret": GOOGLE_CLIENT_SECRET,
+    }
+    assert (call["headers"]["accept"], call["headers"]["user-agent"]) == (
+        "*/*",
+        "google-api-nodejs-client/9.15.1",
+    )
+    stored = read_profiles(flavoured.state_dir)[GEMINI_ID]
+    assert stored == {**old, "access": call["issued_access"], "expires": stored["expires"]}
+    assert bearers(upstream, "/gemini") == [call["issued_access"]]
+    assert upstream.requests[0].path == "/gemini/v1/chat/completions"
+
+
+@pytest.mark.anyio
+async def test_concurrent_requests_on_an_expired_gemini_cli_login_make_one_call(
+    flavoured: Sidecars, flavours: FlavourServer
+) -> None:
+    """Forty requests on an expired Gemini CLI login share one token call and all succeed."""
+    seeded = flavours.seed("google", expires_in=-60)
+    profile = flavour_profile("google-gemini-cli", seeded, projectId="proj-1")
+    write_profiles(flavoured.state_dir, {GEMINI_ID: profile})
+    sidecar = flavoured.start(env=GOOGLE_ENV)
+    statuses = await held_requests(sidecar.url(), GEMINI, GEMINI_BODY, flavours, CONCURRENT)
+    assert (statuses, len(flavours.calls)) == ([200] * CONCURRENT, 1)
+
+
+def test_a_revoked_google_refresh_token_is_reauth_required(
+    flavoured: Sidecars, flavours: FlavourServer, http: httpx.Client
+) -> None:
+    """Google's invalid_grant ("Token has been expired or revoked."): 401 reauth_required."""
+    seeded = flavours.seed("google", expires_in=-60)
+    profile = flavour_profile("google-gemini-cli", seeded)
+    write_profiles(flavoured.state_dir, {GEMINI_ID: profile})
+    sidecar = flavoured.start(env=GOOGLE_ENV)
+    flavours.set_mode("reject")
+    status, code, payload = error_of(http.post(sidecar.url() + GEMINI, json=GEMINI_BODY))
+    assert (status, code) == (401, "reauth_required")
+    assert "--provider google-gemini-cli`" in payload["error"]["message"]
+
+
+def test_a_gemini_cli_login_without_the_client_says_which_variables_to_set(
+    flavoured: Sidecars, flavours: FlavourServer, http: httpx.Client
+) -> None:
+    """No OAuth client in the sidecar's environment: 503 naming the variables, no call."""
+    seeded = flavours.seed("google", expires_in=-60)
+    write_profiles(flavoured.state_dir, {GEMINI_ID: flavour_profile("google-gemini-cli", seeded)})
+    sidecar = flavoured.start()
+    status, code, payload = error_of(http.post(sidecar.url() + GEMINI, json=GEMINI_BODY))
+    assert (status, code, flavours.calls) == (503, "refresh_unavailable", [])
+    assert "$OPENCLAW_GEMINI_OAUTH_CLIENT_ID or $GEMINI_CLI_OAUTH_CLIENT_ID" in str(payload)

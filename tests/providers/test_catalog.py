@@ -59,6 +59,8 @@ def test_each_oauth_provider_names_its_refresh_flavour() -> None:
     assert flavours == {
         "anthropic": "anthropic",
         "chutes": "chutes",
+        "google": "google",
+        "google-gemini-cli": "google",
         "minimax-portal": "none",
         "minimax-portal-cn": "none",
         "openai-codex": "openai",
@@ -113,6 +115,13 @@ def test_aliases_point_at_catalog_entries() -> None:
                 base_url="https://generativelanguage.googleapis.com/v1beta",
                 auth="header:x-goog-api-key",
                 token_auth="bearer",
+                token_url="https://oauth2.googleapis.com/token",
+                refresh="google",
+                client_id_env=("OPENCLAW_GEMINI_OAUTH_CLIENT_ID", "GEMINI_CLI_OAUTH_CLIENT_ID"),
+                client_secret_env=(
+                    "OPENCLAW_GEMINI_OAUTH_CLIENT_SECRET",
+                    "GEMINI_CLI_OAUTH_CLIENT_SECRET",
+                ),
             ),
         ),
         (

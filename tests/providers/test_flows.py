@@ -179,3 +179,97 @@ def test_the_rfc6749_flow_is_one_request() -> None:
     assert grant == Grant(Secret("a"), Secret("rt-old"), NOW + 10_000)
     assert isinstance(requests[0], TokenRequest)
     assert dataclasses.replace(requests[0], method="POST") == requests[0]
+
+
+# --- google -------------------------------------------------------------------------------------
+
+GOOGLE_HEADERS = (
+    ("Content-Type", "application/x-www-form-urlencoded;charset=UTF-8"),
+    ("Accept", "*/*"),
+    ("User-Agent", "google-api-nodejs-client/9.15.1"),
+)
+
+
+@pytest.mark.parametrize("provider", ["google-gemini-cli", "google"])
+@pytest.mark.parametrize(
+    ("environ", "body"),
+    [
+        (
+            {"GEMINI_CLI_OAUTH_CLIENT_ID": "cli-id", "GEMINI_CLI_OAUTH_CLIENT_SECRET": "cli-s"},
+            b"grant_type=refresh_token&client_id=cli-id&refresh_token=rt-old&client_secret=cli-s",
+        ),
+        (
+            {
+                "OPENCLAW_GEMINI_OAUTH_CLIENT_ID": "oc-id",
+                "GEMINI_CLI_OAUTH_CLIENT_ID": "cli-id",
+                "OPENCLAW_GEMINI_OAUTH_CLIENT_SECRET": "oc-s",
+            },
+            b"grant_type=refresh_token&client_id=oc-id&refresh_token=rt-old&client_secret=oc-s",
+        ),
+        (
+            {"OPENCLAW_GEMINI_OAUTH_CLIENT_ID": "oc-id"},
+            b"grant_type=refresh_token&client_id=oc-id&refresh_token=rt-old",
+        ),
+    ],
+)
+def test_google_takes_its_client_from_the_environment(
+    provider: str, environ: dict[str, str], body: bytes
+) -> None:
+    """OpenClaw 2026.6.1's order: $OPENCLAW_GEMINI_OAUTH_CLIENT_ID, then
+    $GEMINI_CLI_OAUTH_CLIENT_ID (the secret likewise), sent as google-api-nodejs-client does."""
+    request = next(flows.refresh_flow(auth_of(provider, **environ), login(provider)))
+    assert request == TokenRequest("https://oauth2.googleapis.com/token", GOOGLE_HEADERS, body)
+
+
+def test_google_without_a_client_names_the_variables() -> None:
+    """No client in the environment: refresh_unavailable naming the variables OpenClaw reads."""
+    with pytest.raises(RefreshUnavailable) as caught:
+        next(flows.refresh_flow(auth_of("google-gemini-cli"), login("google-gemini-cli")))
+    assert caught.value.message == (
+        "cannot refresh profile google-gemini-cli:ada: the google-gemini-cli login needs the "
+        "Gemini CLI's OAuth client; set $OPENCLAW_GEMINI_OAUTH_CLIENT_ID or "
+        "$GEMINI_CLI_OAUTH_CLIENT_ID in the sidecar's environment as OpenClaw reads it, or sign "
+        "in again with `openclaw models auth login --provider google-gemini-cli --profile-id "
+        "google-gemini-cli:ada`"
+    )
+
+
+def test_a_google_answer_keeps_the_refresh_token_and_the_identity() -> None:
+    """Google sends no new refresh token: the old one stays; email and projectId are not in
+    the grant, so the merge keeps them; the expiry is stored five minutes early."""
+    auth = auth_of("google-gemini-cli", GEMINI_CLI_OAUTH_CLIENT_ID="cli-id")
+    stored = login("google-gemini-cli", email="ada@example.com", projectId="proj-1")
+    given = answer(access_token="ya29.a", expires_in=3599, scope="x", token_type="Bearer")
+    _, grant = drive(flows.refresh_flow(auth, stored), [given])
+    assert grant.fields() == {"access": "ya29.a", "refresh": "rt-old", "expires": NOW + 3_299_000}
+    assert {**stored.fields, **grant.fields()}["projectId"] == "proj-1"
+
+
+@pytest.mark.parametrize(
+    ("given", "error", "message"),
+    [
+        (
+            answer(
+                400, error="invalid_grant", error_description="Token has been expired or revoked."
+            ),
+            TokenRejected,
+            "google-gemini-cli refused the sign-in (invalid_grant); sign in again with OpenClaw: "
+            "`openclaw models auth login --provider google-gemini-cli`",
+        ),
+        (
+            answer(
+                401, error="invalid_client", error_description="The OAuth client was not found."
+            ),
+            RefreshUnavailable,
+            "the google-gemini-cli token endpoint answered 401 (invalid_client); try again later",
+        ),
+    ],
+)
+def test_google_failures(given: Answer, error: type[Exception], message: str) -> None:
+    """Google's error shapes: a revoked token asks for a login, a wrong client does not."""
+    auth = auth_of("google-gemini-cli", GEMINI_CLI_OAUTH_CLIENT_ID="cli-id")
+    flow = flows.refresh_flow(auth, login("google-gemini-cli"))
+    next(flow)
+    with pytest.raises(error) as caught:
+        flow.send(given)
+    assert (type(caught.value), str(caught.value)) == (error, message)
