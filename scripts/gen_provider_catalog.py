@@ -668,6 +668,14 @@ REFRESH: Mapping[str, Refresh] = {
     ),
     "google-gemini-cli": GOOGLE_REFRESH,
     "google": GOOGLE_REFRESH,
+    "github-copilot": Refresh(
+        "copilot",
+        (
+            code("copilotTokenUrl: `https://api.${domain}/copilot_internal/v2/token`", V6),
+            code("return `https://api.${domain}/copilot_internal/user`;", V9),
+        ),
+        issuer="https://api.{domain}",  # GitHub's API; a test names its fake
+    ),
     "minimax-portal": MINIMAX_PORTAL_REFRESH,
     "minimax-portal-cn": MINIMAX_PORTAL_REFRESH,
     "qwen-oauth": Refresh(

@@ -16,6 +16,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from sidecar.auth import hints
+from sidecar.auth.copilot import CopilotApis
 from sidecar.auth.credentials import CredentialResolver
 from sidecar.auth.outcomes import Outcomes
 from sidecar.auth.refresh import CALL_TIMEOUT_S, AuthLookup, Refresher
@@ -152,6 +153,9 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
             on_refresh=metrics.on_refresh,
         )
         outcomes = Outcomes(source, clock=now_ms)
+        copilot = CopilotApis(
+            tokens, environ=environ, clock=now_ms, timeout_s=settings.refresh.timeout_seconds
+        )
         credentials = CredentialResolver(
             refresher,
             environ=environ,
@@ -159,6 +163,7 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
             secret_providers=lambda: store.config().secret_providers,
             clock=now_ms,
             hint_args=where,
+            copilot=copilot,
         )
         agents = KnownAgents(agent_listing(source))
         servers = []

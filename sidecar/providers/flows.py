@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any, Final
 
 from sidecar.errors import RefreshUnavailable
-from sidecar.providers import oauth, xai
+from sidecar.providers import copilot, oauth, xai
 from sidecar.providers.answers import json_object
 from sidecar.providers.grants import (
     Answer,
@@ -176,4 +176,5 @@ _FLOWS: Final[Mapping[str, Callable[[ProviderAuth, Login], RefreshFlow]]] = {
     "xai": xai.refresh_flow,
     "chutes": _chutes,
     "google": _google,
+    "copilot": copilot.refresh_flow,
 }

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from sidecar.errors import StoreError
-from sidecar.providers import xai
+from sidecar.providers import copilot, xai
 from sidecar.providers.catalog import ProviderSpec
 from sidecar.providers.grants import chatgpt_account_id
 
@@ -53,13 +53,21 @@ def credential_injection(
         auth = provider.auth
         if cred_type != "api_key" and provider.token_auth is not None:
             auth = provider.token_auth  # e.g. Anthropic-style APIs: keys x-api-key, tokens Bearer
-        extra = _OAUTH_HEADERS.get(provider.name, ()) if cred_type == "oauth" else ()
+        extra = _quirk_headers(provider, cred_type, secret)
         return Injection(set=(_auth_header(auth, secret),), set_if_absent=extra)
     return Injection(set=(bearer,))
 
 
-# Headers OpenClaw adds to an OAuth login's requests, by provider (a client may send its own).
-_OAUTH_HEADERS: Final = {"xai": xai.OAUTH_HEADERS}
+def _quirk_headers(
+    provider: ProviderSpec, cred_type: CredentialType, secret: str
+) -> tuple[tuple[str, str], ...]:
+    """Headers OpenClaw adds for a provider (a client's own win): GitHub Copilot's identity,
+    per model; xAI's Grok CLI headers on an OAuth login's requests."""
+    if provider.name == "github-copilot":
+        return copilot.request_headers(secret)
+    if provider.name == "xai" and cred_type == "oauth":
+        return xai.OAUTH_HEADERS
+    return ()
 
 
 def _auth_header(auth: str, secret: str) -> tuple[str, str]:

@@ -300,6 +300,8 @@ class Proxy:
         """The upstream a chosen profile goes to, with a per-user endpoint filled in: the
         profile's (where OpenClaw keeps it), else the config's."""
         spec = self._upstream_for(route, cred.provider, cred.type)
+        if cred.base_url is not None:  # GitHub Copilot's, found for the credential
+            return replace(spec, base_url=cred.base_url)
         if spec.endpoint is None and spec.oauth_base_url is None:
             return spec
         return replace(spec, base_url=base_url_for(spec, chosen.profile.raw, chosen.id))

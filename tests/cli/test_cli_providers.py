@@ -118,6 +118,7 @@ def test_refresh_auth_and_endpoints(home: Path) -> None:
     assert refreshed == {
         "anthropic": "anthropic",
         "chutes": "chutes",
+        "github-copilot": "copilot",
         "google": "google",
         "google-gemini-cli": "google",
         "openai-codex": "openai",

@@ -231,7 +231,7 @@ def flavoured(
 ) -> Iterator[Sidecars]:
     """Sidecars whose OAuth providers refresh at the fakes and send to prefixes of the fake
     upstream, which takes only valid access tokens there."""
-    for prefix in ("/grok", "/xai-api", "/chutes", "/gemini"):
+    for prefix in ("/grok", "/xai-api", "/chutes", "/gemini", "/copilot"):
         upstream.expect(prefix, oauth=True)
     tables = {
         "xai": {
@@ -246,6 +246,10 @@ def flavoured(
         "google-gemini-cli": {
             "base_url": upstream.url + "/gemini",
             "token_url": flavours.url + "/google/token",
+        },
+        "github-copilot": {
+            "base_url": upstream.url + "/copilot",
+            "issuer": flavours.url + "/github",
         },
     }
     pool = Sidecars(tmp_path, tables)
@@ -575,3 +579,106 @@ def test_a_gemini_cli_login_without_the_client_says_which_variables_to_set(
     status, code, payload = error_of(http.post(sidecar.url() + GEMINI, json=GEMINI_BODY))
     assert (status, code, flavours.calls) == (503, "refresh_unavailable", [])
     assert "$OPENCLAW_GEMINI_OAUTH_CLIENT_ID or $GEMINI_CLI_OAUTH_CLIENT_ID" in str(payload)
+
+
+# --- github-copilot -----------------------------------------------------------------------------
+
+COPILOT_ID = "github-copilot:github"
+COPILOT_CHAT = "/github-copilot/chat/completions"
+
+
+@pytest.fixture
+def copilot_fake(flavours: FlavourServer) -> FlavourServer:
+    """Copilot tokens whose proxy-ep is no GitHub host, so requests go to the configured base
+    URL (the fake upstream); tests/providers/test_copilot.py proves the proxy-ep rule."""
+    flavours.proxy_ep = "proxy.copilot.test"
+    return flavours
+
+
+def test_an_expired_copilot_token_is_exchanged_once_with_openclaw_s_headers(
+    flavoured: Sidecars, copilot_fake: FlavourServer, upstream: FakeUpstream, http: httpx.Client
+) -> None:
+    """2026.6.1's model (an OAuth profile): the GitHub token is exchanged once for a Copilot
+    token, which is sent with the vscode-chat identity; the GitHub token stays."""
+    seeded = copilot_fake.seed("copilot", expires_in=-60)
+    old = flavour_profile("github-copilot", seeded)
+    write_profiles(flavoured.state_dir, {COPILOT_ID: old})
+    sidecar = flavoured.start()
+    assert http.post(sidecar.url() + COPILOT_CHAT, json=CHAT_BODY).status_code == 200
+    (call,) = copilot_fake.calls
+    assert (call["method"], call["path"], call["headers"]["authorization"]) == (
+        "GET",
+        "/github/copilot_internal/v2/token",
+        f"Bearer {seeded.refresh}",
+    )
+    assert call["headers"]["copilot-integration-id"] == "vscode-chat"
+    stored = read_profiles(flavoured.state_dir)[COPILOT_ID]
+    assert stored == {**old, "access": call["issued_access"], "expires": stored["expires"]}
+    (sent,) = upstream.requests
+    assert sent.headers["authorization"] == f"Bearer {call['issued_access']}"
+    assert {k: sent.headers[k] for k in ("copilot-integration-id", "editor-version")} == {
+        "copilot-integration-id": "vscode-chat",
+        "editor-version": "vscode/1.107.0",
+    }
+
+
+@pytest.mark.anyio
+async def test_concurrent_requests_on_an_expired_copilot_token_make_one_exchange(
+    flavoured: Sidecars, copilot_fake: FlavourServer
+) -> None:
+    """Forty requests on an expired Copilot token share one exchange and all succeed."""
+    seeded = copilot_fake.seed("copilot", expires_in=-60)
+    write_profiles(flavoured.state_dir, {COPILOT_ID: flavour_profile("github-copilot", seeded)})
+    sidecar = flavoured.start()
+    statuses = await held_requests(sidecar.url(), COPILOT_CHAT, CHAT_BODY, copilot_fake, CONCURRENT)
+    assert (statuses, len(copilot_fake.calls)) == ([200] * CONCURRENT, 1)
+
+
+def test_a_revoked_github_token_is_reauth_required(
+    flavoured: Sidecars, copilot_fake: FlavourServer, http: httpx.Client
+) -> None:
+    """GitHub's 401 "Bad credentials" for the GitHub token: 401 reauth_required."""
+    seeded = copilot_fake.seed("copilot", expires_in=-60)
+    write_profiles(flavoured.state_dir, {COPILOT_ID: flavour_profile("github-copilot", seeded)})
+    sidecar = flavoured.start()
+    copilot_fake.set_mode("reject")
+    status, code, payload = error_of(http.post(sidecar.url() + COPILOT_CHAT, json=CHAT_BODY))
+    assert (status, code) == (401, "reauth_required")
+    assert payload["error"]["message"] == (
+        "GitHub refused the Copilot sign-in (bad_credentials); sign in again with OpenClaw: "
+        "`openclaw models auth login --provider github-copilot`"
+    )
+
+
+def test_a_github_token_profile_is_sent_as_is_to_its_account_s_api(
+    flavoured: Sidecars, copilot_fake: FlavourServer, upstream: FakeUpstream, http: httpx.Client
+) -> None:
+    """2026.9.6's model (a token profile): the GitHub token itself, to the API its account
+    names (looked up once for both requests), with the copilot-developer-cli identity."""
+    github = copilot_fake.seed_github_token()
+    upstream.expect("/copilot", [github])
+    profile = {"type": "token", "provider": "github-copilot", "token": github}
+    write_profiles(flavoured.state_dir, {COPILOT_ID: profile})
+    sidecar = flavoured.start()
+    for _ in range(2):
+        assert http.post(sidecar.url() + COPILOT_CHAT, json=CHAT_BODY).status_code == 200
+    assert [(c["flavour"], c["path"]) for c in copilot_fake.calls] == [
+        ("copilot-user", "/github/copilot_internal/user")
+    ]
+    sent = upstream.requests[0]
+    assert sent.headers["authorization"] == f"Bearer {github}"
+    assert (sent.headers["copilot-integration-id"], sent.headers["openai-intent"]) == (
+        "copilot-developer-cli",
+        "conversation-edits",
+    )
+
+
+def test_a_refused_github_token_profile_is_reauth_required(
+    flavoured: Sidecars, copilot_fake: FlavourServer, upstream: FakeUpstream, http: httpx.Client
+) -> None:
+    """The account lookup refuses the GitHub token: 401 reauth_required, nothing sent on."""
+    profile = {"type": "token", "provider": "github-copilot", "token": "gho_revoked_0123456789"}
+    write_profiles(flavoured.state_dir, {COPILOT_ID: profile})
+    sidecar = flavoured.start()
+    status, code, _ = error_of(http.post(sidecar.url() + COPILOT_CHAT, json=CHAT_BODY))
+    assert (status, code, upstream.requests) == (401, "reauth_required", [])

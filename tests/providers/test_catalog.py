@@ -59,6 +59,7 @@ def test_each_oauth_provider_names_its_refresh_flavour() -> None:
     assert flavours == {
         "anthropic": "anthropic",
         "chutes": "chutes",
+        "github-copilot": "copilot",
         "google": "google",
         "google-gemini-cli": "google",
         "minimax-portal": "none",
