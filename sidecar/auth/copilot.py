@@ -1,7 +1,8 @@
 """Where a GitHub Copilot credential goes (``providers/copilot.py`` has both OpenClaw models): an
-exchanged Copilot token to its ``proxy-ep``, read from the token; a GitHub token to the API its
-account's ``/copilot_internal/user`` names, looked up once per token and domain for
-``ttl_s`` (one lookup at a time; requests wait for it) with the token-endpoint client."""
+OAuth login's Copilot token (2026.6.1's model) to its ``proxy-ep``, read from the token; a
+GitHub token (2026.9.6's model: a token profile) to the API its account's
+``/copilot_internal/user`` names, looked up once per token and domain for ``ttl_s`` (one lookup
+at a time; requests wait for it) with the token-endpoint client."""
 
 from __future__ import annotations
 
@@ -44,12 +45,13 @@ class CopilotApis:
         self._locks: dict[tuple[str, str], anyio.Lock] = {}
 
     async def base_url(
-        self, auth: ProviderAuth, secret: Secret, profile: Mapping[str, Any]
+        self, auth: ProviderAuth, cred_type: str, secret: Secret, profile: Mapping[str, Any]
     ) -> str | None:
-        """Where a request with ``secret`` (a profile's Copilot or GitHub token) goes."""
+        """Where a request with ``secret`` goes: an OAuth login's Copilot token by its proxy-ep
+        (else the tenant's API), any other credential (a GitHub token) by its account."""
         domain = self._domain(profile)
         token = secret.reveal()
-        if copilot.is_copilot_token(token):
+        if cred_type == "oauth":
             found = copilot.base_url_from_token(token, domain)
             return found or copilot.fallback_base_url(domain)
         return await self._looked_up(auth, token, domain)

@@ -72,7 +72,8 @@ class CredentialResolver:
         if self.copilot is None or auth is None or auth.style != "copilot":
             return cred
         # GitHub Copilot: the base URL belongs to the credential (its proxy-ep, or its account's).
-        return replace(cred, base_url=await self.copilot.base_url(auth, cred.secret, profile.raw))
+        found = await self.copilot.base_url(auth, cred.type, cred.secret, profile.raw)
+        return replace(cred, base_url=found)
 
     async def _resolved(
         self, agent: str, view: ProfileView, rejected_access: str | None

@@ -40,8 +40,6 @@ LOGIN: Final = "openclaw models auth login --provider github-copilot"
 # A GitHub token goes to GitHub or a data-residency tenant only (2026.9.6 domain.ts).
 _TENANT: Final = re.compile(r"[a-z0-9-]+\.ghe\.com")
 _PROXY_EP: Final = re.compile(r"(?:^|;)\s*proxy-ep=([^;\s]+)", re.IGNORECASE)
-# A Copilot token is "tid=...;exp=...;...:<signature>"; a GitHub token is gho_/ghu_/... .
-_COPILOT_TOKEN: Final = re.compile(r"(?:^|;)\s*(?:tid|exp)=", re.IGNORECASE)
 # The IDE identity both versions send (copilot-dynamic-headers COPILOT_EDITOR_VERSION, ...).
 IDE_HEADERS: Final = (
     ("user-agent", "GitHubCopilotChat/0.35.0"),
@@ -148,11 +146,6 @@ def base_url_from_token(token: str, domain: str) -> str | None:
     return f"https://{host}" if host and is_trusted_host(host, domain) else None
 
 
-def is_copilot_token(secret: str) -> bool:
-    """Whether ``secret`` is an exchanged Copilot token rather than a GitHub token."""
-    return _COPILOT_TOKEN.search(secret.split(":", 1)[0]) is not None
-
-
 # --- 2026.9.6: the GitHub token and its API's base URL ----------------------------------------
 
 
@@ -218,9 +211,10 @@ def is_trusted_host(host: str, domain: str) -> bool:
     return domain != PUBLIC_DOMAIN and (host == domain or host.endswith(f".{domain}"))
 
 
-def request_headers(secret: str) -> tuple[tuple[str, str], ...]:
-    """The headers OpenClaw adds to a Copilot request, by which model ``secret`` belongs to."""
-    return EXCHANGED_HEADERS if is_copilot_token(secret) else GITHUB_TOKEN_HEADERS
+def request_headers(cred_type: str) -> tuple[tuple[str, str], ...]:
+    """The headers OpenClaw adds to a Copilot request: an OAuth login's Copilot token is
+    2026.6.1's model, a GitHub token (a token profile) 2026.9.6's."""
+    return EXCHANGED_HEADERS if cred_type == "oauth" else GITHUB_TOKEN_HEADERS
 
 
 def _refused(status: int) -> str:

@@ -53,18 +53,18 @@ def credential_injection(
         auth = provider.auth
         if cred_type != "api_key" and provider.token_auth is not None:
             auth = provider.token_auth  # e.g. Anthropic-style APIs: keys x-api-key, tokens Bearer
-        extra = _quirk_headers(provider, cred_type, secret)
+        extra = _quirk_headers(provider, cred_type)
         return Injection(set=(_auth_header(auth, secret),), set_if_absent=extra)
     return Injection(set=(bearer,))
 
 
 def _quirk_headers(
-    provider: ProviderSpec, cred_type: CredentialType, secret: str
+    provider: ProviderSpec, cred_type: CredentialType
 ) -> tuple[tuple[str, str], ...]:
     """Headers OpenClaw adds for a provider (a client's own win): GitHub Copilot's identity,
     per model; xAI's Grok CLI headers on an OAuth login's requests."""
     if provider.name == "github-copilot":
-        return copilot.request_headers(secret)
+        return copilot.request_headers(cred_type)
     if provider.name == "xai" and cred_type == "oauth":
         return xai.OAUTH_HEADERS
     return ()

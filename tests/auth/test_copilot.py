@@ -52,23 +52,30 @@ def apis(github: GitHub, **environ: str) -> CopilotApis:
 
 
 async def test_an_exchanged_token_goes_to_its_proxy_ep_without_a_call() -> None:
-    """2026.6.1's model: the base URL is in the Copilot token; a tenant's default otherwise."""
+    """2026.6.1's model (an OAuth login): the base URL is in the Copilot token; a tenant's
+    default otherwise, and no call either way."""
     github = GitHub()
     found = apis(github)
-    assert await found.base_url(AUTH, COPILOT, {}) == "https://api.business.githubcopilot.com"
+    assert (
+        await found.base_url(AUTH, "oauth", COPILOT, {}) == "https://api.business.githubcopilot.com"
+    )
     plain = Secret("tid=1;exp=2:sig")
     tenant = {"enterpriseUrl": "acme.ghe.com"}
-    assert await found.base_url(AUTH, plain, tenant) == "https://copilot-api.acme.ghe.com"
-    assert await found.base_url(AUTH, plain, {}) is None
+    assert await found.base_url(AUTH, "oauth", plain, tenant) == "https://copilot-api.acme.ghe.com"
+    assert await found.base_url(AUTH, "oauth", plain, {}) is None
     assert github.urls == []
 
 
 async def test_a_github_token_s_api_is_looked_up_once() -> None:
-    """2026.9.6's model: the account's endpoints.api, once per token and domain."""
+    """2026.9.6's model (a token profile): the account's endpoints.api, once per token and
+    domain."""
     github = GitHub("https://api.business.githubcopilot.com")
     found = apis(github)
     for _ in range(3):
-        assert await found.base_url(AUTH, GITHUB, {}) == "https://api.business.githubcopilot.com"
+        assert (
+            await found.base_url(AUTH, "token", GITHUB, {})
+            == "https://api.business.githubcopilot.com"
+        )
     assert github.urls == ["https://api.github.com/copilot_internal/user"]
 
 
@@ -80,7 +87,7 @@ async def test_concurrent_requests_share_one_lookup() -> None:
     results: list[str | None] = []
 
     async def one() -> None:
-        results.append(await found.base_url(AUTH, GITHUB, {}))
+        results.append(await found.base_url(AUTH, "token", GITHUB, {}))
 
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
@@ -107,7 +114,7 @@ async def test_the_domain_comes_from_the_environment_then_the_profile(
     """$COPILOT_GITHUB_DOMAIN first (a value that is no GitHub domain means github.com, as in
     OpenClaw), then enterpriseUrl; a tenant's default API when the account names none."""
     github = GitHub(api=None)
-    assert await apis(github, **environ).base_url(AUTH, GITHUB, profile) == base
+    assert await apis(github, **environ).base_url(AUTH, "token", GITHUB, profile) == base
     assert github.urls == [url + "/copilot_internal/user"]
 
 
@@ -120,5 +127,5 @@ async def test_an_unreachable_github_is_refresh_unavailable() -> None:
     client = httpx.AsyncClient(transport=httpx.MockTransport(down))
     found = CopilotApis(client, environ={}, clock=lambda: 0)
     with pytest.raises(RefreshUnavailable, match="cannot reach GitHub's Copilot user endpoint"):
-        await found.base_url(AUTH, GITHUB, {})
+        await found.base_url(AUTH, "token", GITHUB, {})
     assert found.lookups == 1

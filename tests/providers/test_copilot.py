@@ -204,14 +204,14 @@ def test_the_user_endpoint_failures(given: Answer, error: type[Exception]) -> No
     [
         ("oauth", COPILOT, copilot.EXCHANGED_HEADERS),
         ("token", GITHUB, copilot.GITHUB_TOKEN_HEADERS),
-        ("oauth", GITHUB, copilot.GITHUB_TOKEN_HEADERS),
+        ("api_key", GITHUB, copilot.GITHUB_TOKEN_HEADERS),
     ],
 )
 def test_the_copilot_request_headers_follow_the_model(
     cred_type: Any, secret: str, extra: tuple[tuple[str, str], ...]
 ) -> None:
-    """An exchanged Copilot token goes with 2026.6.1's vscode-chat identity, a GitHub token with
-    2026.9.6's copilot-developer-cli one; a client's own headers win."""
+    """An OAuth login (2026.6.1's exchanged Copilot token) goes with the vscode-chat identity, a
+    GitHub token (2026.9.6's token profile) with copilot-developer-cli; a client's own win."""
     injection = credential_injection(
         BUILTIN_PROVIDERS["github-copilot"], cred_type, secret, account_id=None
     )
