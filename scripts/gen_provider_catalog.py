@@ -286,7 +286,7 @@ HAND: Mapping[str, Hand] = {
         api_seen=doc("baseten", 'api: "openai-completions"'),
     ),
     "byteplus-plan": Hand(note="BytePlus's coding plan: byteplus keys, the coding endpoint."),
-    "chutes": Hand(note="OAuth logins are not refreshed by the sidecar yet."),
+    "chutes": Hand(),
     "clawrouter": Hand(
         base=Const("CLAWROUTER_DEFAULT_BASE_URL", V9),
         api="openai-responses",
@@ -352,8 +352,6 @@ HAND: Mapping[str, Hand] = {
         auth=BEARER,
         auth_seen=ai("anthropic", 'model.provider === "github-copilot"'),
         credentials=("oauth",),
-        note="OpenClaw exchanges the stored GitHub token for a Copilot token first; the sidecar "
-        "does not yet, so a stored GitHub token is sent as is.",
     ),
     "google": Hand(),
     "google-gemini-cli": Hand(
@@ -364,8 +362,7 @@ HAND: Mapping[str, Hand] = {
             "Authorization: `Bearer ${token}`", V9, "dist/provider-usage.fetch.gemini-*.mjs"
         ),
         credentials=("oauth",),
-        note="Google's Code Assist endpoint, which Gemini CLI logins use. OAuth logins are not "
-        "refreshed by the sidecar yet.",
+        note="Google's Code Assist endpoint, which Gemini CLI logins use.",
     ),
     "google-vertex": Hand(
         base=User(seen=code("https://{location}-aiplatform.googleapis.com", V9)),
@@ -438,7 +435,6 @@ HAND: Mapping[str, Hand] = {
         auth=BEARER,
         auth_seen=code('api: "anthropic-messages",\n\t\tauthHeader: true', V9),
         credentials=("oauth",),
-        note="OAuth logins are not refreshed by the sidecar yet.",
     ),
     "minimax-portal-cn": Hand(
         base=Const("MINIMAX_CN_API_BASE_URL", V9),
@@ -514,7 +510,8 @@ HAND: Mapping[str, Hand] = {
         api="pi-messages",
         auth=BEARER,
         note="How Radius wants its key could not be read (its plugin is not in the package): "
-        "Bearer is assumed. OAuth logins are not refreshed by the sidecar yet.",
+        "Bearer is assumed. Its OAuth logins are refreshed by its external plugin, not by the "
+        "sidecar.",
     ),
     "sglang": Hand(
         base=User(default=Const("SGLANG_DEFAULT_BASE_URL", V9)),
@@ -553,7 +550,7 @@ HAND: Mapping[str, Hand] = {
         auth=BEARER,
         auth_seen=code("Authorization: `Bearer ${auth.apiKey}`", V6, "dist/shared-*.js"),
     ),
-    "xai": Hand(note="OAuth logins are not refreshed by the sidecar yet."),
+    "xai": Hand(),
     # Z.AI's endpoints, under the names of OpenClaw's auth choices for them (zai.md's table):
     # a coding-plan key works with zero config at /zai-coding-global.
     **{
@@ -592,6 +589,100 @@ SIDECAR_OAUTH: Mapping[str, dict[str, str]] = {
         "redirect_uri": "https://console.anthropic.com/oauth/code/callback",
     },
     "openai": {"kind": "openai"},
+}
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """How OpenClaw refreshes a provider's OAuth logins, where it was read (``seen``, each
+    checked against the package), and what the sidecar needs to do the same."""
+
+    style: str  # a RefreshStyle of sidecar/providers/spec.py
+    seen: tuple[Seen, ...]
+    token_url: str | None = None
+    client_id: str | None = None
+    issuer: str | None = None
+    client_id_env: tuple[str, ...] = ()
+    client_secret_env: tuple[str, ...] = ()
+    relogin: str | None = None
+    oauth_base_url: str | None = None
+
+
+GOOGLE_REFRESH = Refresh(
+    "google",
+    (
+        code("async function refreshTokensForGeminiCli(credentials)", V6),
+        code('const TOKEN_URL = "https://oauth2.googleapis.com/token"', V6),
+        code('const CLIENT_ID_KEYS = ["OPENCLAW_GEMINI_OAUTH_CLIENT_ID"', V6),
+    ),
+    token_url="https://oauth2.googleapis.com/token",  # noqa: S106 (a URL)
+    client_id_env=("OPENCLAW_GEMINI_OAUTH_CLIENT_ID", "GEMINI_CLI_OAUTH_CLIENT_ID"),
+    client_secret_env=("OPENCLAW_GEMINI_OAUTH_CLIENT_SECRET", "GEMINI_CLI_OAUTH_CLIENT_SECRET"),
+)
+MINIMAX_PORTAL_REFRESH = Refresh(
+    "none",
+    (code("openclaw models auth login --provider ${sanitizedProvider}", V9),),
+    relogin="openclaw models auth login --provider minimax-portal",
+)
+
+REFRESH: Mapping[str, Refresh] = {
+    "openai-codex": Refresh(
+        "openai",
+        (
+            code("const refreshToken = json.refresh_token || existingRefreshToken;", V9),
+            code("async function refreshAccessToken(refreshToken, options = {})", V6),
+        ),
+    ),
+    "anthropic": Refresh(
+        "anthropic",
+        (
+            code("async function refreshAnthropicToken(refreshToken)", V6),
+            code('grant_type: "refresh_token"', V9, "dist/provider-runtime.errors-*.mjs"),
+        ),
+    ),
+    "xai": Refresh(
+        "xai",
+        (
+            code(
+                "async function refreshXaiOAuthCredential(credential, options = {})",
+                V9,
+                "dist/extensions/xai/xai-oauth.js",
+            ),
+            code('const XAI_OAUTH_ISSUER = "https://auth.x.ai"', V9),
+            code('const XAI_GROK_OAUTH_BASE_URL = "https://cli-chat-proxy.grok.com/v1"', V9),
+            code("async function refreshXaiOAuthCredential(credential, options = {})", V6),
+        ),
+        client_id="b1a00492-073a-47ea-816f-4c329264a828",
+        issuer="https://auth.x.ai",
+        oauth_base_url="https://cli-chat-proxy.grok.com/v1",
+    ),
+    "chutes": Refresh(
+        "chutes",
+        (
+            code("async function refreshChutesTokens(params)", V6),
+            code("const CHUTES_TOKEN_ENDPOINT = `${CHUTES_OAUTH_ISSUER}/idp/token`", V6),
+        ),
+        token_url="https://api.chutes.ai/idp/token",  # noqa: S106 (a URL)
+        client_id_env=("CHUTES_CLIENT_ID",),
+        client_secret_env=("CHUTES_CLIENT_SECRET",),
+    ),
+    "google-gemini-cli": GOOGLE_REFRESH,
+    "google": GOOGLE_REFRESH,
+    "github-copilot": Refresh(
+        "copilot",
+        (
+            code("copilotTokenUrl: `https://api.${domain}/copilot_internal/v2/token`", V6),
+            code("return `https://api.${domain}/copilot_internal/user`;", V9),
+        ),
+        issuer="https://api.{domain}",  # GitHub's API; a test names its fake
+    ),
+    "minimax-portal": MINIMAX_PORTAL_REFRESH,
+    "minimax-portal-cn": MINIMAX_PORTAL_REFRESH,
+    "qwen-oauth": Refresh(
+        "none",
+        (code("Legacy Qwen Portal OAuth profiles are not refreshable.", V9),),
+        relogin="openclaw onboard --auth-choice qwen-api-key",
+    ),
 }
 
 # The sidecar's own aliases. OpenClaw 2026.6.1's external "codex" provider is the Codex
@@ -716,8 +807,23 @@ class Builder:
         if isinstance(hand.base, User):
             out["endpoint"] = self._endpoint(pid, hand.base)
         out.update({k: v for k, v in sidecar.items() if k != "kind"})
+        if pid in REFRESH:
+            out.update(self._refresh(REFRESH[pid]))
         if hand.note:
             out["note"] = hand.note
+        return out
+
+    def _refresh(self, refresh: Refresh) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "refresh": refresh.style,
+            "refresh_from": "; ".join(dict.fromkeys(self.where(seen) for seen in refresh.seen)),
+        }
+        for key in ("token_url", "client_id", "issuer", "relogin", "oauth_base_url"):
+            if getattr(refresh, key) is not None:
+                out[key] = getattr(refresh, key)
+        for key in ("client_id_env", "client_secret_env"):
+            if getattr(refresh, key):
+                out[key] = list(getattr(refresh, key))
         return out
 
     def _alias_origins(self, pid: str) -> list[str]:
@@ -863,10 +969,17 @@ def markdown_table(catalog: Mapping[str, Any]) -> str:
         rows.append(
             f"| `{e['id']}`{_serves(e)} | {_origins(e)} | {_base(e)} | {e['api']} | "
             f"{_auth(e['auth'])} | {_token_auth(e)} | {', '.join(e['credentials'])} | "
-            f"{'yes' if e.get('token_url') else 'no'} | {e.get('note', '')} |"
+            f"{_refresh(e)} | {e.get('note', '')} |"
         )
     aliases = ", ".join(f"`{a}` → `{t}`" for a, t in catalog["aliases"].items())
     return "\n".join(rows) + f"\n\nAliases: {aliases}.\n"
+
+
+def _refresh(e: Mapping[str, Any]) -> str:
+    style = e.get("refresh")
+    if style == "none":
+        return "none (OpenClaw cannot either)"
+    return f"`{style}`" if style else "no"
 
 
 def _serves(e: Mapping[str, Any]) -> str:

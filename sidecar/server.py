@@ -16,6 +16,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from sidecar.auth import hints
+from sidecar.auth.copilot import CopilotApis
 from sidecar.auth.credentials import CredentialResolver
 from sidecar.auth.outcomes import Outcomes
 from sidecar.auth.refresh import CALL_TIMEOUT_S, AuthLookup, Refresher
@@ -23,7 +24,9 @@ from sidecar.config import Listener, Settings
 from sidecar.errors import ConfigError, SidecarError
 from sidecar.log import get_logger
 from sidecar.providers.catalog import ProviderSpec
+from sidecar.providers.flows import provider_auth
 from sidecar.providers.grants import ProviderAuth
+from sidecar.providers.ids import auth_provider_id
 from sidecar.proxy.admission import admitting
 from sidecar.proxy.agents import KnownAgents, Listing
 from sidecar.proxy.app import create_app, create_ops
@@ -45,21 +48,18 @@ log = get_logger("sidecar.server")
 KEEP_ALIVE_S = 75  # idle keep-alive connections, as nginx's default
 
 
-def auth_lookup(providers: Mapping[str, ProviderSpec]) -> AuthLookup:
+def auth_lookup(
+    providers: Mapping[str, ProviderSpec], environ: Mapping[str, str] | None = None
+) -> AuthLookup:
+    """How a stored login's provider (as the store spells it) is refreshed; client ids and
+    secrets that OpenClaw reads from the environment are read from ``environ``."""
+    env = dict(environ or {})
+
     def auth_for(provider: str) -> ProviderAuth | None:
+        wanted = auth_provider_id(provider)
         # 2026.6.1 renamed Codex logins openai:*; they refresh at the Codex endpoint.
-        spec = providers.get("openai-codex" if provider == "openai" else provider)
-        if spec is None or not spec.token_url or not spec.client_id:
-            return None
-        return ProviderAuth(
-            provider=spec.name,
-            style="anthropic" if spec.kind == "anthropic" else "openai",
-            token_url=spec.token_url,
-            client_id=spec.client_id,
-            authorize_url=spec.authorize_url,
-            redirect_uri=spec.redirect_uri,
-            scope=spec.scope,
-        )
+        spec = providers.get("openai-codex" if wanted == "openai" else wanted)
+        return None if spec is None else provider_auth(spec, env)
 
     return auth_for
 
@@ -184,13 +184,16 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
         refresher = Refresher(
             source,
             tokens,
-            auth_lookup(settings.providers),
+            auth_lookup(settings.providers, environ),
             clock=now_ms,
             timeout_s=settings.refresh.timeout_seconds,
             margin_ms=int(settings.refresh.margin_seconds * 1000),
             on_refresh=refresh_listener(metrics, recorder),
         )
         outcomes = Outcomes(source, clock=now_ms)
+        copilot = CopilotApis(
+            tokens, environ=environ, clock=now_ms, timeout_s=settings.refresh.timeout_seconds
+        )
         credentials = CredentialResolver(
             refresher,
             environ=environ,
@@ -198,6 +201,7 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
             secret_providers=lambda: store.config().secret_providers,
             clock=now_ms,
             hint_args=where,
+            copilot=copilot,
         )
         agents = KnownAgents(agent_listing(source))
         servers = []

@@ -65,7 +65,7 @@ def start_login(
     state = state or oauth.random_token(_STATE_LENGTH)
     challenge = (("code_challenge", oauth.s256_challenge(verifier.reveal())),)
     params = (*challenge, ("code_challenge_method", "S256"))
-    extras = DEFAULT_EXTRAS[auth.style] if extra_params is None else tuple(extra_params)
+    extras = DEFAULT_EXTRAS.get(auth.style, ()) if extra_params is None else tuple(extra_params)
     url = oauth.authorize_url(
         auth.authorize_url,
         client_id=auth.client_id,

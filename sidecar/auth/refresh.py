@@ -22,8 +22,8 @@ import httpx
 
 from sidecar.errors import RefreshUnavailable
 from sidecar.log import get_logger
-from sidecar.providers import grants
-from sidecar.providers.grants import ProviderAuth
+from sidecar.providers import flows
+from sidecar.providers.grants import Answer, Grant, Login, ProviderAuth, RefreshFlow, TokenRequest
 from sidecar.sources.interface import CredentialSource
 from sidecar.sources.openclaw.model import REFRESH_MARGIN_MS, OAuthCredential
 from sidecar.sources.openclaw.views import ProfileView
@@ -86,6 +86,16 @@ class Refresher:
 
     def is_due(self, cred: OAuthCredential) -> bool:
         return not cred.is_usable(self.clock(), self.margin_ms)
+
+    def refreshes(self, provider: str) -> bool:
+        """Whether the sidecar can refresh a login of ``provider`` (as a store spells it)."""
+        auth = self.auth_for(provider)
+        return auth is not None and auth.style != "none"
+
+    def no_refresh(self, cred: OAuthCredential) -> RefreshUnavailable:
+        """The error for an expired login nobody here can refresh, naming what to run."""
+        auth = self.auth_for(cred.provider)
+        return RefreshUnavailable(flows.no_refresh_message(auth, cred.provider, cred.id))
 
     def fresh_hint(self, agent: str, view: ProfileView) -> None:
         """Note that ``view`` is in use, so the background refresher keeps it fresh."""
@@ -159,22 +169,11 @@ class Refresher:
 
     async def _exchange(self, cred: OAuthCredential) -> Mapping[str, Any]:
         auth = self.auth_for(cred.provider)
-        if auth is None:
-            raise RefreshUnavailable(
-                f"no token endpoint is configured for provider "
-                f"{cred.provider!r} (profile {cred.id})"
-            )
-        request = grants.refresh_request(auth, cred.refresh.reveal())
+        login = Login(cred.id, cred.provider, cred.refresh.reveal(), cred.raw)
+        flow = flows.refresh_flow(auth, login)  # RefreshUnavailable without a refresh method
+        assert auth is not None
         started = time.monotonic()
-        response = await self._post(auth, request, cred.id)
-        self.stats.token_calls += 1
-        grant = grants.parse_token_response(
-            auth,
-            response.status_code,
-            response.content,
-            self.clock(),
-            previous_refresh=cred.refresh.reveal(),
-        )
+        grant = await self._run(flow, auth, cred.id)
         log.info(
             "token_refreshed",
             profile=cred.id,
@@ -185,16 +184,31 @@ class Refresher:
         self._notify_id(cred, "refreshed")
         return grant.fields()
 
-    async def _post(
-        self, auth: ProviderAuth, request: grants.TokenRequest, profile_id: str
+    async def _run(self, flow: RefreshFlow, auth: ProviderAuth, profile_id: str) -> Grant:
+        """Makes each request the flow yields and hands it the answer, until it returns."""
+        request = next(flow)
+        while True:
+            response = await self._send(auth, request, profile_id)
+            self.stats.token_calls += 1
+            try:
+                request = flow.send(Answer(response.status_code, response.content, self.clock()))
+            except StopIteration as done:
+                grant: Grant = done.value
+                return grant
+
+    async def _send(
+        self, auth: ProviderAuth, request: TokenRequest, profile_id: str
     ) -> httpx.Response:
         # The request's own headers, as they are: adding ours under other spellings sent
         # Content-Type twice, which aiohttp's server refuses with a 400 (#17).
         headers = list(request.headers)
+        content = request.body or None  # a GET carries no body, not an empty one
         limit = self.timeout_s if self._group is None else CALL_TIMEOUT_S
         try:
             with anyio.fail_after(limit):
-                return await self.client.post(request.url, content=request.body, headers=headers)
+                return await self.client.request(
+                    request.method, request.url, content=content, headers=headers
+                )
         except (TimeoutError, httpx.TimeoutException) as exc:
             raise RefreshUnavailable(
                 f"the token endpoint of {auth.provider} did not answer within {limit:g} s "
@@ -234,6 +248,7 @@ class Refresher:
                 if (
                     view
                     and isinstance(cred, OAuthCredential)
+                    and self.refreshes(cred.provider)
                     and not cred.is_usable(self.clock(), self.margin_ms + lookahead_ms)
                 ):
                     # Still usable, so the source would hand it back unrefreshed: force the

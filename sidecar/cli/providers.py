@@ -17,7 +17,7 @@ from sidecar.providers.catalog import BUILTIN_PROVIDERS, CATALOG
 from sidecar.providers.clients import CLIENT_URL_RULE, client_base_url
 from sidecar.providers.endpoints import missing_message
 from sidecar.providers.ids import serves
-from sidecar.providers.spec import ProviderSpec, can_refresh
+from sidecar.providers.spec import ProviderSpec, can_refresh, refresh_style
 
 _WILDCARDS = ("0.0.0.0", "::", "")
 
@@ -74,6 +74,7 @@ def _row(spec: ProviderSpec, settings: Settings, stored: Stored, sidecar: str) -
         "endpoint": _endpoint(spec),
         "auth": _auth(spec),
         "refresh": can_refresh(spec),
+        "refresh_style": refresh_style(spec),
         "profiles": _profiles(spec, stored),
         "client_base_url": client_base_url(sidecar, spec.name),
         "openclaw": list(entry.openclaw) if entry else [],
@@ -149,7 +150,7 @@ def _table(doc: Mapping[str, Any]) -> str:
     for row in doc["providers"]:
         upstream = _upstream(row)
         agents = ", ".join(f"{a} ({len(ids)})" for a, ids in row["profiles"].items()) or "-"
-        refresh = "yes" if row["refresh"] else "no"
+        refresh = row["refresh_style"] or "no"
         rows.append(
             (row["id"], row["client_base_url"], upstream, row["auth"]["api_key"], refresh, agents)
         )

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sidecar.providers.flows import no_refresh_message
+from sidecar.providers.grants import ProviderAuth
 from sidecar.secret import Secret
 from sidecar.sources.openclaw.expiry import expires_at, profile_status
 from sidecar.sources.openclaw.model import (
@@ -122,6 +124,19 @@ def windows_text(windows: Sequence[dict[str, Any]], now_ms: int) -> str:
             text += f" resets {format_duration(w['resetsAt'] - now_ms)}"
         parts.append(text)
     return "  ".join(parts)
+
+
+def refresh_entry(profile: dict[str, Any], auth: ProviderAuth | None) -> dict[str, Any]:
+    """Who refreshes an OAuth login (``refresh``): the sidecar (its flavour), only OpenClaw's
+    plugin (``openclaw``) or nobody (``none``); and, once such a login has expired, the
+    ``action`` that signs in again (null otherwise, and for other profile types)."""
+    if profile["type"] != "oauth":
+        return {"refresh": None, "action": None}
+    refresh = "openclaw" if auth is None else auth.style
+    action = None
+    if refresh in ("openclaw", "none") and profile["status"] in ("expired", "missing"):
+        action = no_refresh_message(auth, profile["provider"], profile["profileId"])
+    return {"refresh": refresh, "action": action}
 
 
 def check_exit_code(doc: dict[str, Any]) -> int:

@@ -15,7 +15,7 @@ from sidecar.cli import report as status
 from sidecar.cli.common import Missing, open_store, settings_of
 from sidecar.config import Settings
 from sidecar.errors import SidecarError, StoreError, StoreUnsupported, UnknownAgent
-from sidecar.server import agent_listing
+from sidecar.server import agent_listing, auth_lookup
 from sidecar.sources import choice as sources
 from sidecar.sources.fleet.composite import CompositeSource, with_fleet
 from sidecar.sources.interface import CredentialSource
@@ -46,8 +46,11 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
         views, errors, known = anyio.run(_fleet_views, store, settings, args.agent)
     errors += _unknown_bound_agents(settings, known, args.agent)
     doc = status.report(views, now_ms(), errors, _windows(settings))
+    auth_for = auth_lookup(settings.providers, os.environ)
     for entry, view in zip(doc["agents"], views, strict=True):
         _annotate(entry, view, sources.notices(store, view.agent, view))
+        for profile in entry["profiles"]:
+            profile.update(status.refresh_entry(profile, auth_for(profile["provider"])))
         entry["listeners"] = _listeners_of(settings, view.agent)
     if args.json:
         out.write(json.dumps(doc, indent=2) + "\n")
@@ -181,12 +184,15 @@ def _status_table(doc: dict[str, Any]) -> str:
             cooldown = "  cooldown" if p["cooldownUntil"] else ""
             if p.get("fence"):
                 cooldown += f"  fence:{p['fence']}"
+            if p.get("refresh") in ("openclaw", "none"):
+                cooldown += f"  refresh:{p['refresh']}"
             windows = status.windows_text(p["windows"], doc["generatedAt"])
             lines.append(
                 f"  {p['profileId']:<40} {p['type']:<8} {p['status']:<9} {left:>7}  "
                 f"{p['secret']}  {p['source']}{' (inherited)' if p['inherited'] else ''}{cooldown}"
                 + (f"  {windows}" if windows else "")
             )
+        lines += [f"  {p['profileId']}: {p['action']}" for p in agent["profiles"] if p["action"]]
         lines += [f"  skipped {s['profileId']}: {s['reason']}" for s in agent["skipped"]]
         lines += [f"  note: {n}" for n in agent.get("notices", ())]
     return "".join(line + "\n" for line in lines)

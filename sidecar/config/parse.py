@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, TypeGuard, TypeVar, get_args
 from urllib.parse import urlsplit
 
 from sidecar.config.settings import (
@@ -30,6 +30,7 @@ from sidecar.config.settings import (
 )
 from sidecar.errors import ConfigError
 from sidecar.providers.catalog import BUILTIN_PROVIDERS, ProviderSpec
+from sidecar.providers.spec import RefreshStyle
 
 # ---- values: each parser takes (value, dotted key) and raises ConfigError naming the key
 
@@ -225,6 +226,9 @@ _PROVIDER_FIELDS: Fields = {
     "client_id": _text,
     "scope": _text,
     "redirect_uri": _url,
+    "refresh": _choice(*get_args(RefreshStyle)),
+    "issuer": _url,
+    "oauth_base_url": _base_url,
 }
 _REFRESH_FIELDS: Fields = {
     "margin_seconds": _margin,

@@ -20,6 +20,7 @@ from sidecar.providers.spec import (
     FieldCheck,
     ProviderKind,
     ProviderSpec,
+    RefreshStyle,
 )
 
 
@@ -52,6 +53,13 @@ class ProviderJSON(TypedDict):
     client_id: NotRequired[str]
     scope: NotRequired[str]
     redirect_uri: NotRequired[str]
+    refresh: NotRequired[str]
+    refresh_from: NotRequired[str]  # documentation only: where the flavour was read
+    issuer: NotRequired[str]
+    client_id_env: NotRequired[list[str]]
+    client_secret_env: NotRequired[list[str]]
+    relogin: NotRequired[str]
+    oauth_base_url: NotRequired[str]
     note: NotRequired[str]
 
 
@@ -68,7 +76,16 @@ class Catalog:
     generated: Mapping[str, Any]
 
 
-_OAUTH_KEYS = ("token_url", "authorize_url", "client_id", "scope", "redirect_uri")
+_OAUTH_KEYS = (
+    "token_url",
+    "authorize_url",
+    "client_id",
+    "scope",
+    "redirect_uri",
+    "issuer",
+    "relogin",
+    "oauth_base_url",
+)
 
 
 def parse(text: str) -> Catalog:
@@ -93,6 +110,9 @@ def _entry(item: ProviderJSON) -> CatalogEntry:
         token_auth=item.get("token_auth"),
         profiles_from=item.get("profiles_from"),
         endpoint=_endpoint(item["endpoint"]) if "endpoint" in item else None,
+        refresh=_choice(item["refresh"], get_args(RefreshStyle)) if "refresh" in item else None,
+        client_id_env=tuple(item.get("client_id_env", ())),
+        client_secret_env=tuple(item.get("client_secret_env", ())),
         **cast(dict[str, str | None], oauth),
     )
     return CatalogEntry(

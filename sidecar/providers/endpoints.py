@@ -21,8 +21,11 @@ _FOUNDRY_SUFFIX: Final = re.compile(r"/(?:openai|anthropic)(?:$|/).*", re.IGNORE
 
 
 def base_url_for(spec: ProviderSpec, profile: Mapping[str, Any], profile_id: str) -> str:
-    """The base URL for a request with this profile: the profile's endpoint (where OpenClaw keeps
-    it), else ``spec.base_url`` (the catalog's or the config's), else ``NoEndpoint``."""
+    """The base URL for a request with this profile: where the provider's OAuth logins go, for
+    one (xAI's Grok CLI proxy); the profile's endpoint (where OpenClaw keeps it); else
+    ``spec.base_url`` (the catalog's or the config's); else ``NoEndpoint``."""
+    if spec.oauth_base_url and profile.get("type") == "oauth":
+        return spec.oauth_base_url
     endpoint = spec.endpoint
     if endpoint is not None and endpoint.template is not None:
         found = _from_profile(spec.name, endpoint.template, endpoint, profile, profile_id)

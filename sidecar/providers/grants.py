@@ -7,19 +7,25 @@ send and decides what an answer means: a ``Grant``, ``TokenRejected`` or ``Refre
 from __future__ import annotations
 
 import json
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from sidecar.errors import ReauthRequired, RefreshUnavailable
 from sidecar.providers import oauth
+from sidecar.providers.answers import error_code, is_rejection, json_object, lifetime_ms, shown_code
+from sidecar.providers.answers import string as _string
+from sidecar.providers.spec import RefreshStyle
 from sidecar.secret import Secret
 
-Style = Literal["openai", "anthropic"]
+Style = RefreshStyle
 
 
 @dataclass(frozen=True)
 class ProviderAuth:
-    """How one provider's OAuth client talks to its token (and, for login, authorize) endpoint."""
+    """How one provider's OAuth client talks to its token (and, for login, authorize) endpoint:
+    ``style`` is its refresh flavour (``providers/flows.py``); ``client_id`` and
+    ``client_secret`` may come from the environment, as OpenClaw reads them."""
 
     provider: str
     style: Style
@@ -28,6 +34,10 @@ class ProviderAuth:
     authorize_url: str | None = None
     redirect_uri: str | None = None
     scope: str | None = None
+    issuer: str | None = None
+    client_secret: Secret | None = None
+    relogin: str | None = None  # OpenClaw's command to sign in again, if not the usual one
+    client_id_env: tuple[str, ...] = ()  # where OpenClaw reads the client id (for messages)
 
 
 OPENAI_CODEX: Final = ProviderAuth(
@@ -59,26 +69,56 @@ class TokenRejected(ReauthRequired):
 
 @dataclass(frozen=True)
 class TokenRequest:
-    """One POST to a token endpoint; ``body`` holds a secret, so the repr leaves it out.
-    ``headers`` are all the headers it needs, each once (a strict server refuses a repeat)."""
+    """One request to a token (or discovery) endpoint; ``body`` and ``headers`` may hold a
+    secret, so the repr leaves the body out and names only the headers. ``headers`` are all the
+    headers it needs, each once (a strict server refuses a repeat)."""
 
     url: str
-    headers: tuple[tuple[str, str], ...]
+    headers: tuple[tuple[str, str], ...] = field(repr=False)
     body: bytes = field(repr=False)
+    method: Literal["GET", "POST"] = "POST"
+
+    def __repr__(self) -> str:
+        names = [name for name, _ in self.headers]
+        return f"TokenRequest({self.method} {self.url!r}, headers={names!r})"
+
+
+@dataclass(frozen=True)
+class Login:
+    """The stored login being refreshed: its profile id, provider, refresh token and every field
+    of the profile (``clientId``, ``tokenEndpoint``, ``enterpriseUrl``, ...)."""
+
+    profile_id: str
+    provider: str
+    refresh: str = field(repr=False)
+    fields: Mapping[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the endpoint answered, and when (the clock is data, not a call)."""
+
+    status: int
+    body: bytes = field(repr=False)
+    now_ms: int
 
 
 _FORM: Final = "application/x-www-form-urlencoded"
 _JSON: Final = "application/json"
 
 
-def refresh_request(auth: ProviderAuth, refresh_token: str) -> TokenRequest:
-    """The refresh-token grant (RFC 6749 §6): a form for OpenAI, a JSON body for Anthropic.
-
-    A profile without a refresh token (e.g. after ``fleet push``) can only be signed in again.
-    """
+def require_refresh(auth: ProviderAuth, refresh_token: str) -> str:
+    """The refresh token; a profile without one (e.g. after ``fleet push``) can only be signed
+    in again."""
     if not refresh_token:
-        raise TokenRejected(_reauth_message(auth, "no_refresh_token"), "no_refresh_token")
-    fields = (("refresh_token", refresh_token), ("client_id", auth.client_id))
+        raise TokenRejected(reauth_message(auth, "no_refresh_token"), "no_refresh_token")
+    return refresh_token
+
+
+def refresh_request(auth: ProviderAuth, refresh_token: str) -> TokenRequest:
+    """The refresh-token grant (RFC 6749 §6): a form for OpenAI, a JSON body for Anthropic."""
+    refresh = require_refresh(auth, refresh_token)
+    fields = (("refresh_token", refresh), ("client_id", auth.client_id))
     return _request(auth, "refresh_token", fields)
 
 
@@ -124,6 +164,7 @@ class Grant:
     account_id: str | None = None
     plan: str | None = None
     email: str | None = None
+    extra: tuple[tuple[str, str], ...] = ()  # other profile fields a flavour keeps (no secret)
 
     def fields(self) -> dict[str, object]:
         """OpenClaw ``oauth`` profile fields to merge over the old credential (``{**old, **new}``).
@@ -138,23 +179,12 @@ class Grant:
         }
         known = {key: value for key, value in optional.items() if value is not None}
         required = {"access": self.access.reveal(), "refresh": self.refresh.reveal()}
-        return {**required, "expires": self.expires_ms, **known}
+        return {**required, "expires": self.expires_ms, **known, **dict(self.extra)}
 
 
-# Codes after which only a new login helps: RFC 6749 §5.2 and OpenAI's refresh_token_* family
-# (the Codex CLI treats these as permanent failures).
-_REJECTED: Final = frozenset(
-    {"invalid_grant", "invalid_token", "unauthorized_client"}
-    | {"refresh_token_reused", "refresh_token_expired", "refresh_token_invalidated"}
-)
-# Other codes a message may name. Anything else is provider text that could echo a token.
-_NAMEABLE: Final = (
-    _REJECTED
-    | {"invalid_request", "invalid_client", "invalid_scope"}
-    | {"unsupported_grant_type", "server_error", "temporarily_unavailable", "rate_limit_exceeded"}
-)
-# A sanity bound: more than ten years is not a lifetime but a broken answer.
-_MAX_EXPIRES_IN: Final = 10 * 366 * 86_400
+# A refresh, as a generator: yields each request, receives its answer, returns the Grant.
+RefreshFlow = Generator[TokenRequest, Answer, Grant]
+
 # Anthropic: store expiry five minutes early, as OpenClaw does (spec §9).
 _ANTHROPIC_MARGIN_MS: Final = 300_000
 _AUTH_CLAIMS: Final = "https://api.openai.com/auth"
@@ -171,37 +201,37 @@ def parse_token_response(
 ) -> Grant:
     """A Grant from a 2xx answer, else the error it means; no message contains the body's text.
 
-    ``previous_refresh`` stands in when Anthropic does not rotate the refresh token (RFC 6749
-    §6 allows that); OpenAI must always return one (spec §9).
+    ``previous_refresh`` stands in when the answer holds no new refresh token (RFC 6749 §6
+    allows that): Anthropic's, and OpenAI's since OpenClaw 2026.9.6 (``readOpenAITokenResponse``
+    keeps the existing one; 2026.6.1 required a new one).
     """
-    data = _json_object(body)
+    data = json_object(body)
     if not 200 <= status < 300:
-        raise _failure(auth, status, data)
+        raise failure(auth, status, data)
     if data is None:
-        raise _malformed(auth, "is not a JSON object")
-    access, refresh, lifetime_ms = _tokens(auth, data, previous_refresh)
+        raise malformed(auth, "is not a JSON object")
+    access, refresh, lifetime = tokens(auth, data, previous_refresh)
     if auth.style == "openai":
-        return _openai_grant(access, refresh, now_ms + lifetime_ms, _string(data, "id_token"))
-    expires_ms = now_ms + lifetime_ms - _ANTHROPIC_MARGIN_MS
+        return _openai_grant(access, refresh, now_ms + lifetime, _string(data, "id_token"))
+    expires_ms = now_ms + lifetime - _ANTHROPIC_MARGIN_MS
     return Grant(Secret(access), Secret(refresh), expires_ms, email=_anthropic_email(data))
 
 
-def _tokens(
+def tokens(
     auth: ProviderAuth, data: dict[str, object], previous_refresh: str | None
 ) -> tuple[str, str, int]:
-    """The access token, refresh token and lifetime a success must carry; never invented."""
+    """The access token, refresh token (the previous one when the answer has none) and lifetime
+    a success must carry; never invented."""
     access = _string(data, "access_token")
     if access is None:
-        raise _malformed(auth, "has no access_token")
-    refresh = _string(data, "refresh_token")
-    if refresh is None and auth.style == "anthropic":
-        refresh = previous_refresh or None
+        raise malformed(auth, "has no access_token")
+    refresh = _string(data, "refresh_token") or previous_refresh or None
     if refresh is None:
-        raise _malformed(auth, "has no refresh_token")
-    lifetime_ms = _lifetime_ms(data.get("expires_in"))
-    if lifetime_ms is None:
-        raise _malformed(auth, "has no positive expires_in")
-    return access, refresh, lifetime_ms
+        raise malformed(auth, "has no refresh_token")
+    lifetime = lifetime_ms(data.get("expires_in"))
+    if lifetime is None:
+        raise malformed(auth, "has no positive expires_in")
+    return access, refresh, lifetime
 
 
 def _openai_grant(access: str, refresh: str, expires_ms: int, id_token: str | None) -> Grant:
@@ -218,6 +248,13 @@ def _openai_grant(access: str, refresh: str, expires_ms: int, id_token: str | No
     )
 
 
+def chatgpt_account_id(access: str) -> str | None:
+    """The ChatGPT account a Codex access token names (its ``chatgpt_account_id`` claim), as
+    OpenClaw's Codex transport reads it for the ``chatgpt-account-id`` header (2026.9.6
+    ``resolveOpenAICodexAccountId``)."""
+    return _claim((oauth.decode_claims(access),), _AUTH_CLAIMS, "chatgpt_account_id")
+
+
 def _claim(claims: tuple[dict[str, object], ...], namespace: str, key: str) -> str | None:
     for claim_set in claims:
         scope = claim_set.get(namespace)
@@ -232,63 +269,45 @@ def _anthropic_email(data: dict[str, object]) -> str | None:
     return _string(account, "email_address") if isinstance(account, dict) else None
 
 
-def _failure(
+def failure(
     auth: ProviderAuth, status: int, data: dict[str, object] | None
 ) -> TokenRejected | RefreshUnavailable:
-    code = _error_code(data)
-    if status in (400, 401, 403) and code in _REJECTED:
-        return TokenRejected(_reauth_message(auth, code), code)
-    shown = code if code in _NAMEABLE else "an unrecognised error" if code else "no error code"
+    """What an error answer means: a rejection (sign in again) or a failure to try again."""
+    code = error_code(data)
+    if code is not None and is_rejection(status, code):
+        return TokenRejected(reauth_message(auth, code), code)
     return RefreshUnavailable(
-        f"the {auth.provider} token endpoint answered {status} ({shown}); try again later"
+        f"the {auth.provider} token endpoint answered {status} ({shown_code(code)}); "
+        "try again later"
     )
 
 
-def _error_code(data: dict[str, object] | None) -> str | None:
-    """RFC 6749 §5.2 ``{"error": "invalid_grant"}``, or OpenAI's ``{"error": {"code": ...}}``."""
-    error = data.get("error") if data is not None else None
-    if isinstance(error, dict):
-        error = error.get("code") or error.get("type")
-    return error if isinstance(error, str) else None
-
-
-def _reauth_message(auth: ProviderAuth, reason: str) -> str:
+def reauth_message(auth: ProviderAuth, reason: str) -> str:
+    """A refused sign-in, and the command that signs in again: the sidecar's own login where it
+    has one, Claude's setup token for Anthropic, else OpenClaw's login."""
+    refused = f"{auth.provider} refused the sign-in ({reason})"
     if auth.style == "openai":
         login = "openai-codex" if auth.provider == "openai" else auth.provider  # store spec §3
+        return f"{refused}; sign in again with: openclaw-sidecar login --provider {login}"
+    if auth.style == "anthropic":
         return (
-            f"{auth.provider} refused the sign-in ({reason}); sign in again with: "
-            f"openclaw-sidecar login --provider {login}"
+            f"{refused}; get a new token with `claude setup-token` and store it with: "
+            f"openclaw-sidecar paste-token --provider {auth.provider}"
         )
-    return (
-        f"{auth.provider} refused the sign-in ({reason}); get a new token with "
-        f"`claude setup-token` and store it with: openclaw-sidecar paste-token --provider "
-        f"{auth.provider}"
-    )
+    return f"{refused}; sign in again with OpenClaw: `{openclaw_login(auth.provider, auth)}`"
 
 
-def _malformed(auth: ProviderAuth, what: str) -> RefreshUnavailable:
+def openclaw_login(provider: str, auth: ProviderAuth | None, profile_id: str | None = None) -> str:
+    """The command OpenClaw gives to sign in again after a refresh fails (2026.9.6
+    ``buildOAuthRefreshFailureLoginCommand``), or the provider's own (``relogin``)."""
+    if auth is not None and auth.relogin:
+        return auth.relogin
+    pinned = f" --profile-id {profile_id}" if profile_id else ""
+    return f"openclaw models auth login --provider {provider}{pinned}"
+
+
+def malformed(auth: ProviderAuth, what: str) -> RefreshUnavailable:
+    """A 2xx answer without what a grant needs: a provider fault, nothing is stored."""
     return RefreshUnavailable(
         f"the {auth.provider} token endpoint's answer {what}; nothing was stored, try again later"
     )
-
-
-def _json_object(body: bytes) -> dict[str, object] | None:
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _string(data: dict[str, object] | dict[object, object], key: str) -> str | None:
-    value = data.get(key)
-    return value if isinstance(value, str) and value else None
-
-
-def _lifetime_ms(expires_in: object) -> int | None:
-    """``expires_in`` seconds as milliseconds, if it is a sane positive number."""
-    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
-        return None
-    if not 0 < expires_in <= _MAX_EXPIRES_IN:  # also refuses NaN and infinity
-        return None
-    return int(expires_in * 1000)

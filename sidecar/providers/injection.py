@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from sidecar.errors import StoreError
+from sidecar.providers import copilot, xai
 from sidecar.providers.catalog import ProviderSpec
+from sidecar.providers.grants import chatgpt_account_id
 
 CredentialType = Literal["api_key", "token", "oauth"]
 
@@ -37,10 +39,12 @@ def credential_injection(
 ) -> Injection:
     """The headers that carry a profile's credential to ``provider`` (store spec §9)."""
     _check_header_value(secret, provider.name, "credential")
-    if account_id is not None:
-        _check_header_value(account_id, provider.name, "account id")
     bearer = ("authorization", f"Bearer {secret}")
     if provider.kind == "openai-codex" or (provider.kind == "openai" and cred_type == "oauth"):
+        # A profile without accountId: the access token's claim, where OpenClaw reads it.
+        account_id = account_id or chatgpt_account_id(secret)
+        if account_id is not None:
+            _check_header_value(account_id, provider.name, "account id")
         account = (("chatgpt-account-id", account_id),) if account_id else ()
         return Injection(set=(bearer, *account), set_if_absent=CODEX_DEFAULTS)
     if provider.kind == "anthropic" and cred_type != "api_key":
@@ -49,8 +53,21 @@ def credential_injection(
         auth = provider.auth
         if cred_type != "api_key" and provider.token_auth is not None:
             auth = provider.token_auth  # e.g. Anthropic-style APIs: keys x-api-key, tokens Bearer
-        return Injection(set=(_auth_header(auth, secret),))
+        extra = _quirk_headers(provider, cred_type)
+        return Injection(set=(_auth_header(auth, secret),), set_if_absent=extra)
     return Injection(set=(bearer,))
+
+
+def _quirk_headers(
+    provider: ProviderSpec, cred_type: CredentialType
+) -> tuple[tuple[str, str], ...]:
+    """Headers OpenClaw adds for a provider (a client's own win): GitHub Copilot's identity,
+    per model; xAI's Grok CLI headers on an OAuth login's requests."""
+    if provider.name == "github-copilot":
+        return copilot.request_headers(cred_type)
+    if provider.name == "xai" and cred_type == "oauth":
+        return xai.OAUTH_HEADERS
+    return ()
 
 
 def _auth_header(auth: str, secret: str) -> tuple[str, str]:

@@ -8,6 +8,9 @@ from typing import Literal
 
 ProviderKind = Literal["openai", "openai-codex", "anthropic", "generic"]
 ErrorStyle = Literal["openai", "anthropic"]
+# How a provider's OAuth logins are refreshed, as OpenClaw refreshes them (providers/flows.py);
+# "none": OpenClaw cannot refresh them either, the user signs in again.
+RefreshStyle = Literal["openai", "anthropic", "xai", "chutes", "google", "copilot", "none"]
 # How an endpoint value read from a profile is checked before a credential is sent to it.
 FieldCheck = Literal["url", "id", "ghe-tenant"]
 
@@ -50,11 +53,27 @@ class ProviderSpec:
     token_auth: str | None = None  # how a token / OAuth access token is sent, if not as ``auth``
     profiles_from: str | None = None  # whose profiles serve this route, if not its own
     endpoint: Endpoint | None = None
+    refresh: RefreshStyle | None = None  # None: no refresh method the sidecar knows
+    issuer: str | None = None  # an OIDC issuer whose discovery names the token endpoint (xAI)
+    client_id_env: tuple[str, ...] = ()  # where OpenClaw reads the client id, if not above
+    client_secret_env: tuple[str, ...] = ()  # where OpenClaw reads the client secret
+    relogin: str | None = None  # OpenClaw's command to sign in again, when it has a special one
+    oauth_base_url: str | None = None  # where OAuth logins' requests go, if not base_url
+
+
+def refresh_style(spec: ProviderSpec) -> RefreshStyle | None:
+    """The refresh flavour: the spec's, else (a provider of the config with a token endpoint and
+    a client) the RFC 6749 form of its kind."""
+    if spec.refresh is not None:
+        return spec.refresh
+    if spec.token_url and spec.client_id:
+        return "anthropic" if spec.kind == "anthropic" else "openai"
+    return None
 
 
 def can_refresh(spec: ProviderSpec) -> bool:
-    """Whether the sidecar holds an OAuth client for this provider's token endpoint."""
-    return bool(spec.token_url and spec.client_id)
+    """Whether the sidecar refreshes this provider's OAuth logins."""
+    return refresh_style(spec) not in (None, "none")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -166,7 +166,7 @@ class Proxy:
             spec.base_url, path, scope.get("query_string", b""), provider=route.provider
         )
         response = await self._send(scope, url, spec, cred, await self._content(raw, body))
-        if response.status_code == 401 and cred.type == "oauth":
+        if response.status_code == 401 and cred.type == "oauth" and cred.refreshable:
             response = await self._replay(scope, url, spec, cred, chosen, body, response, ex)
         self._record(chosen, response.status_code)
         await self._stream_back(response, receive, send, body, ex)
@@ -307,7 +307,9 @@ class Proxy:
         """The upstream a chosen profile goes to, with a per-user endpoint filled in: the
         profile's (where OpenClaw keeps it), else the config's."""
         spec = self._upstream_for(route, cred.provider, cred.type)
-        if spec.endpoint is None:
+        if cred.base_url is not None:  # GitHub Copilot's, found for the credential
+            return replace(spec, base_url=cred.base_url)
+        if spec.endpoint is None and spec.oauth_base_url is None:
             return spec
         return replace(spec, base_url=base_url_for(spec, chosen.profile.raw, chosen.id))
 

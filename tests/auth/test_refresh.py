@@ -306,13 +306,17 @@ async def test_slow_endpoint_times_out_as_refresh_unavailable(h: Harness) -> Non
 
 
 async def test_provider_without_endpoint_is_refresh_unavailable(h: Harness) -> None:
-    """No configured token endpoint for the provider: RefreshUnavailable naming it, no call."""
+    """No refresh method for the provider: RefreshUnavailable naming it and the command that
+    signs in again, no call."""
     before = h.write("main", {PID: OLD})
     h.auths.clear()
     with pytest.raises(RefreshUnavailable) as info:
         await h.refresher().fresh("main", await h.view())
     assert info.value.message == (
-        f"no token endpoint is configured for provider 'openai-codex' (profile {PID})"
+        f"the openai-codex login in profile {PID} has expired, and the sidecar has no refresh "
+        "method for openai-codex (OpenClaw's plugin for it refreshes it): sign in again with "
+        f"`openclaw models auth login --provider openai-codex --profile-id {PID}`, or run "
+        "OpenClaw once, which refreshes it"
     )
     assert (h.endpoint.calls, h.path().read_bytes()) == (0, before)
 

@@ -91,6 +91,7 @@ def test_a_custom_provider_shows_its_client_base_url_beside_its_base_url(home: P
             "oauth": "Authorization: Bearer",
         },
         "refresh": False,
+        "refresh_style": None,
         "profiles": {},
         "client_base_url": "http://127.0.0.1:18900/my-llm",
         "openclaw": [],
@@ -113,7 +114,17 @@ def test_profiles_are_matched_as_the_proxy_matches_them(home: Path) -> None:
 def test_refresh_auth_and_endpoints(home: Path) -> None:
     """What each row says of refresh, headers and per-user endpoints."""
     listed = rows(home)
-    assert [name for name, row in listed.items() if row["refresh"]] == ["anthropic", "openai-codex"]
+    refreshed = {name: row["refresh_style"] for name, row in listed.items() if row["refresh"]}
+    assert refreshed == {
+        "anthropic": "anthropic",
+        "chutes": "chutes",
+        "github-copilot": "copilot",
+        "google": "google",
+        "google-gemini-cli": "google",
+        "openai-codex": "openai",
+        "xai": "xai",
+    }
+    assert listed["minimax-portal"]["refresh_style"] == "none"
     assert listed["google"]["auth"]["api_key"] == "x-goog-api-key"
     assert listed["fal"]["auth"]["api_key"] == "Authorization: Key"
     assert listed["vllm"]["source"] == "catalog+config"

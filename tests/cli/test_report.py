@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from sidecar.cli import report as status
+from sidecar.providers.catalog import BUILTIN_PROVIDERS
+from sidecar.server import auth_lookup
 from sidecar.sources.openclaw import expiry
 from sidecar.sources.openclaw.layout import Layout
 from sidecar.sources.openclaw.model import InvalidEntry, parse_entry
@@ -255,3 +257,52 @@ def test_check_exit_codes(
 def test_format_duration(ms: int, text: str) -> None:
     """Remaining time reads in minutes, hours and minutes under 48 h, else days."""
     assert status.format_duration(ms) == text
+
+
+AUTH_FOR = auth_lookup(BUILTIN_PROVIDERS)
+RADIUS_ACTION = (
+    "the radius login in profile radius:me has expired, and the sidecar has no refresh method "
+    "for radius (OpenClaw's plugin for it refreshes it): sign in again with `openclaw models "
+    "auth login --provider radius --profile-id radius:me`, or run OpenClaw once, which "
+    "refreshes it"
+)
+MINIMAX_ACTION = (
+    "the minimax-portal login in profile minimax-portal:me has expired, and OpenClaw cannot "
+    "refresh minimax-portal logins either: sign in again with `openclaw models auth login "
+    "--provider minimax-portal`"
+)
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ({"type": "api_key", "provider": "openai", "status": "static"}, (None, None)),
+        ({"type": "oauth", "provider": "openai-codex", "status": "expired"}, ("openai", None)),
+        ({"type": "oauth", "provider": "codex", "status": "expired"}, ("openai", None)),
+        ({"type": "oauth", "provider": "radius", "status": "ok"}, ("openclaw", None)),
+        (
+            {"type": "oauth", "provider": "radius", "status": "expired", "profileId": "radius:me"},
+            ("openclaw", RADIUS_ACTION),
+        ),
+        ({"type": "oauth", "provider": "minimax-portal", "status": "expiring"}, ("none", None)),
+        (
+            {
+                "type": "oauth",
+                "provider": "minimax-portal",
+                "status": "expired",
+                "profileId": "minimax-portal:me",
+            },
+            ("none", MINIMAX_ACTION),
+        ),
+    ],
+)
+def test_refresh_entry_says_who_refreshes_and_what_to_run(
+    entry: dict[str, Any], expected: tuple[str | None, str | None]
+) -> None:
+    """An OAuth login is refreshed by the sidecar (its flavour), only by OpenClaw, or by nobody;
+    an expired one nobody here refreshes carries the command that signs in again."""
+    refresh, action = expected
+    assert status.refresh_entry(entry, AUTH_FOR(entry["provider"])) == {
+        "refresh": refresh,
+        "action": action,
+    }

@@ -70,6 +70,7 @@ def test_builtin_providers() -> None:
             client_id="app_EMoamEEZ73f0CkXaXp7hrann",
             scope="openid profile email offline_access",
             redirect_uri="http://localhost:1455/auth/callback",
+            refresh="openai",
         ),
         "anthropic": ProviderSpec(
             name="anthropic",
@@ -82,6 +83,7 @@ def test_builtin_providers() -> None:
             client_id="9d1c250a-e61b-44d9-88ed-5944d1962f5e",
             scope="org:create_api_key user:profile user:inference",
             redirect_uri="https://console.anthropic.com/oauth/code/callback",
+            refresh="anthropic",
         ),
         "openrouter": ProviderSpec(
             name="openrouter", kind="generic", base_url="https://openrouter.ai/api"
@@ -303,7 +305,11 @@ def test_non_loopback_listener_with_token_file_is_allowed() -> None:
          "providers.x.error_style: must be one of openai, anthropic"),
         ({"providers": {"x": {"base_url": "https://x", "colour": "red"}}},
          "providers.x.colour: unknown key; expected one of auth, authorize_url, base_url, "
-         "client_id, error_style, kind, redirect_uri, scope, token_url"),
+         "client_id, error_style, issuer, kind, oauth_base_url, redirect_uri, refresh, scope, "
+         "token_url"),
+        ({"providers": {"x": {"base_url": "https://x", "refresh": "github"}}},
+         "providers.x.refresh: must be one of openai, anthropic, xai, chutes, google, copilot, "
+         "none"),
         ({"providers": "openai"}, "providers: must be a table"),
         ({"providers": {"openai": {"client_id": ""}}},
          "providers.openai.client_id: must be a non-empty string of printable characters"),

@@ -129,11 +129,14 @@ class Sidecars:
         self.providers = providers
         self.running: list[Sidecar] = []
 
-    def start(self, port: int | None = None, **refresh: float) -> Sidecar:
-        """One more sidecar; ``refresh`` are keys of its ``[refresh]`` table."""
+    def start(
+        self, port: int | None = None, *, env: Mapping[str, str] | None = None, **refresh: float
+    ) -> Sidecar:
+        """One more sidecar; ``refresh`` are keys of its ``[refresh]`` table, ``env`` extra
+        variables of its environment."""
         port = port or free_port()
         text = render_config([{"port": port}], self.providers, {"refresh": refresh})
-        sidecar = start_sidecar(text, [port], state_dir=self.state_dir, workdir=self.root)
+        sidecar = start_sidecar(text, [port], state_dir=self.state_dir, workdir=self.root, env=env)
         self.running.append(sidecar)
         return sidecar
 

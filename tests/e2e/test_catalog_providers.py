@@ -74,9 +74,11 @@ def configured_url(name: str) -> str:
     return f"https://{name}.e2e.test/v1"
 
 
-def expected_base(spec: ProviderSpec) -> str:
+def expected_base(spec: ProviderSpec, cred: str) -> str:
     if spec.name in PROFILE_ENDPOINTS:
         return PROFILE_ENDPOINTS[spec.name][1]
+    if cred == "oauth" and spec.oauth_base_url:  # xAI's logins: the Grok CLI proxy
+        return spec.oauth_base_url
     return spec.base_url or configured_url(spec.name)
 
 
@@ -186,6 +188,7 @@ class World:
 
 def hosts() -> set[str]:
     found = {urlsplit(e.spec.base_url).hostname for e in ENTRIES if e.spec.base_url}
+    found |= {urlsplit(e.spec.oauth_base_url).hostname for e in ENTRIES if e.spec.oauth_base_url}
     found |= {urlsplit(url).hostname for _, url in PROFILE_ENDPOINTS.values()}
     found |= {urlsplit(GHE[1]).hostname} | {
         urlsplit(configured_url(n)).hostname for n in CONFIG_ONLY
@@ -276,8 +279,9 @@ def test_credential_arrives_in_the_providers_header(
     response = send(world, sidecar, AGENT_FOR[cred], spec.name, path)
     assert response.status_code == 200, response.text
     seen = only_request(world)
-    assert_arrived(seen, expected_base(spec), path, expected_header(spec, cred, secret), secret)
-    assert f"{urlsplit(expected_base(spec)).hostname}:443" in world.interception.proxy.connects
+    base = expected_base(spec, cred)
+    assert_arrived(seen, base, path, expected_header(spec, cred, secret), secret)
+    assert f"{urlsplit(base).hostname}:443" in world.interception.proxy.connects
     if spec.kind == "openai-codex" or (spec.kind == "anthropic" and cred != "api_key"):
         extra = seen.header("chatgpt-account-id") or seen.header("anthropic-beta")
         assert extra == ([ACCOUNT] if spec.kind == "openai-codex" else ["oauth-2025-04-20"])

@@ -52,13 +52,24 @@ def test_figures() -> None:
     assert set(BUILTIN_PROVIDERS) == set(CATALOG)
 
 
-def test_only_openai_codex_and_anthropic_can_be_refreshed() -> None:
-    """The sidecar holds OAuth clients for exactly these two (the refresh flavours of other
-    providers are not built yet)."""
-    assert sorted(n for n, spec in BUILTIN_PROVIDERS.items() if can_refresh(spec)) == [
-        "anthropic",
-        "openai-codex",
-    ]
+def test_each_oauth_provider_names_its_refresh_flavour() -> None:
+    """The providers whose logins OpenClaw refreshes carry its flavour; those it cannot refresh
+    either say "none" (issue #18 section 2)."""
+    flavours = {n: spec.refresh for n, spec in BUILTIN_PROVIDERS.items() if spec.refresh}
+    assert flavours == {
+        "anthropic": "anthropic",
+        "chutes": "chutes",
+        "github-copilot": "copilot",
+        "google": "google",
+        "google-gemini-cli": "google",
+        "minimax-portal": "none",
+        "minimax-portal-cn": "none",
+        "openai-codex": "openai",
+        "qwen-oauth": "none",
+        "xai": "xai",
+    }
+    refreshed = {n for n, spec in BUILTIN_PROVIDERS.items() if can_refresh(spec)}
+    assert refreshed == {n for n, style in flavours.items() if style != "none"}
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.spec.name)
@@ -105,6 +116,25 @@ def test_aliases_point_at_catalog_entries() -> None:
                 base_url="https://generativelanguage.googleapis.com/v1beta",
                 auth="header:x-goog-api-key",
                 token_auth="bearer",
+                token_url="https://oauth2.googleapis.com/token",
+                refresh="google",
+                client_id_env=("OPENCLAW_GEMINI_OAUTH_CLIENT_ID", "GEMINI_CLI_OAUTH_CLIENT_ID"),
+                client_secret_env=(
+                    "OPENCLAW_GEMINI_OAUTH_CLIENT_SECRET",
+                    "GEMINI_CLI_OAUTH_CLIENT_SECRET",
+                ),
+            ),
+        ),
+        (
+            "xai",
+            ProviderSpec(
+                name="xai",
+                kind="generic",
+                base_url="https://api.x.ai/v1",
+                client_id="b1a00492-073a-47ea-816f-4c329264a828",
+                refresh="xai",
+                issuer="https://auth.x.ai",
+                oauth_base_url="https://cli-chat-proxy.grok.com/v1",
             ),
         ),
         (

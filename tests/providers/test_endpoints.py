@@ -39,6 +39,8 @@ VLLM = BUILTIN_PROVIDERS["vllm"]
         ("github-copilot", {}, "https://api.individual.githubcopilot.com"),
         ("github-copilot", {"enterpriseUrl": "github.com"}, "https://api.individual.githubcopilot.com"),
         ("github-copilot", {"enterpriseUrl": "Acme.GHE.com"}, "https://copilot-api.acme.ghe.com"),
+        ("xai", {"type": "api_key"}, "https://api.x.ai/v1"),
+        ("xai", {"type": "oauth"}, "https://cli-chat-proxy.grok.com/v1"),  # 2026.9.6's Grok proxy
     ],
 )  # fmt: skip
 def test_base_url_from_the_profile(spec_name: str, profile: dict[str, Any], expected: str) -> None:

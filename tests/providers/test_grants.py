@@ -136,8 +136,8 @@ def test_token_request_repr_hides_the_body() -> None:
     request = refresh_request(ANTHROPIC, CANARY)
     assert CANARY not in repr(request)
     assert repr(request) == (
-        "TokenRequest(url='https://platform.claude.com/v1/oauth/token', headers=(('Content-Type',"
-        " 'application/json'), ('Accept', 'application/json')))"
+        "TokenRequest(POST 'https://platform.claude.com/v1/oauth/token', "
+        "headers=['Content-Type', 'Accept'])"
     )
 
 
@@ -192,6 +192,20 @@ def test_token_request_repr_hides_the_body() -> None:
                 Secret("sk-ant-ort01-r"),
                 NOW + 28_500_000,
                 email="carol@example.com",
+            ),
+        ),
+        (
+            OPENAI_CODEX,
+            answer(access_token=ACCESS, expires_in=3600),
+            "rt_old",
+            Grant(
+                Secret(ACCESS),
+                Secret("rt_old"),
+                NOW + 3_600_000,
+                None,
+                "acc-1",
+                "plus",
+                "alice@example.com",
             ),
         ),
         (
@@ -250,7 +264,7 @@ def test_grant_repr_masks_tokens() -> None:
     grant = Grant(Secret(CANARY), Secret(CANARY), 1, Secret(CANARY), "acc")
     assert repr(grant) == (
         "Grant(access=Secret(***), refresh=Secret(***), expires_ms=1, id_token=Secret(***), "
-        "account_id='acc', plan=None, email=None)"
+        "account_id='acc', plan=None, email=None, extra=())"
     )
 
 
@@ -355,6 +369,13 @@ ANTHROPIC_REAUTH = (
             answer(error="invalid_grant", error_description=f"token {CANARY} revoked"),
             "invalid_grant",
             f"anthropic refused the sign-in (invalid_grant); {ANTHROPIC_REAUTH}",
+        ),
+        (
+            OPENAI_CODEX,
+            400,
+            answer(error={"code": "invalid_refresh_token", "type": "invalid_request_error"}),
+            "invalid_refresh_token",
+            f"openai-codex refused the sign-in (invalid_refresh_token); {OPENAI_REAUTH}",
         ),
         (
             ANTHROPIC,

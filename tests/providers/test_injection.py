@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import replace
 
 import pytest
@@ -14,8 +16,19 @@ OPENAI = BUILTIN_PROVIDERS["openai"]
 CODEX = BUILTIN_PROVIDERS["openai-codex"]
 ANTHROPIC = BUILTIN_PROVIDERS["anthropic"]
 OPENROUTER = BUILTIN_PROVIDERS["openrouter"]
+XAI = BUILTIN_PROVIDERS["xai"]
+GROK_HEADERS = (("x-xai-token-auth", "xai-grok-cli"), ("x-grok-client-version", "2026.9.6"))
 GENERIC = ProviderSpec(name="my-llm", kind="generic", base_url="https://llm.example.com")
 CODEX_DEFAULTS = (("openai-beta", "responses=experimental"), ("originator", "codex_cli_rs"))
+
+
+def jwt(payload: dict[str, object]) -> str:
+    """A compact JWS with ``payload`` and a meaningless signature."""
+    encoded = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+    return f"eyJhbGciOiJSUzI1NiJ9.{encoded}.c2ln"
+
+
+CLAIMED = jwt({"https://api.openai.com/auth": {"chatgpt_account_id": "acct-claim"}})
 
 
 @pytest.mark.parametrize(
@@ -38,6 +51,9 @@ CODEX_DEFAULTS = (("openai-beta", "responses=experimental"), ("originator", "cod
             set=(("authorization", "Bearer SECRET"),), merge_beta="oauth-2025-04-20")),
         (OPENROUTER, "api_key", None, Injection(set=(("authorization", "Bearer SECRET"),))),
         (OPENROUTER, "oauth", "acct-1", Injection(set=(("authorization", "Bearer SECRET"),))),
+        (XAI, "api_key", None, Injection(set=(("authorization", "Bearer SECRET"),))),
+        (XAI, "oauth", None, Injection(
+            set=(("authorization", "Bearer SECRET"),), set_if_absent=GROK_HEADERS)),
         (replace(GENERIC, auth="x-api-key"), "api_key", None,
          Injection(set=(("x-api-key", "SECRET"),))),
         (replace(GENERIC, auth="header:X-Goog-Api-Key"), "api_key", None,
@@ -59,6 +75,20 @@ def test_credential_injection(
 ) -> None:
     """Each provider and credential type gets the headers of store spec §9."""
     assert credential_injection(provider, cred_type, "SECRET", account_id=account_id) == expected
+
+
+@pytest.mark.parametrize(
+    ("account_id", "expected"), [(None, "acct-claim"), ("acct-profile", "acct-profile")]
+)
+def test_a_codex_account_id_comes_from_the_token_when_the_profile_has_none(
+    account_id: str | None, expected: str
+) -> None:
+    """Without the profile's accountId, chatgpt-account-id is the access token's claim."""
+    injection = credential_injection(CODEX, "oauth", CLAIMED, account_id=account_id)
+    assert injection.set == (
+        ("authorization", f"Bearer {CLAIMED}"),
+        ("chatgpt-account-id", expected),
+    )
 
 
 @pytest.mark.parametrize(
