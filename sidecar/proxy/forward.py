@@ -39,10 +39,11 @@ from sidecar.proxy.problems import error_body
 from sidecar.proxy.routing import Route, codex_path, resolve_route, upstream_url
 from sidecar.proxy.scope import CODEX, is_codex_login, may_carry, own_view
 from sidecar.proxy.transport import Upstream, is_timeout
+from sidecar.proxy.verdict import Verdict, judge
 from sidecar.sources.interface import CredentialSource
 from sidecar.sources.openclaw.layout import DEFAULT_AGENT
-from sidecar.sources.openclaw.usage import FailureReason, failure_reason_for_status
-from sidecar.sources.openclaw.views import AgentView, ProfileView, ranked_profiles, usable_first
+from sidecar.sources.openclaw.usage import FailureReason
+from sidecar.sources.openclaw.views import AgentView, ProfileView, by_availability, ranked_profiles
 
 log = get_logger("sidecar.proxy")
 
@@ -73,6 +74,7 @@ class Exchange:
     body_expected: int | None = None  # the answer's length when its framing says it
     upstream_ended: anyio.Event = field(default_factory=anyio.Event)  # its whole body relayed
     client_left_after: int | None = None  # body bytes sent when the client was seen leaving
+    tried: list[dict[str, object]] = field(default_factory=list)  # profiles left, and why
 
     def client_has_all(self) -> bool:
         return self.body_expected is not None and self.body_sent >= self.body_expected
@@ -147,20 +149,79 @@ class Proxy:
         # Before anything is read or kept for it: an agent that does not exist leaves no trace.
         ex.agent = await self.agents.check(route.agent)
         view = self.listener_view(await self.source.view(route.agent))
-        asked = time.perf_counter()
-        try:
-            cred, chosen, spec = await self._credential(route, view, ex)
-        finally:
-            ex.credential_s = time.perf_counter() - asked
+        response = await self._answer(scope, route, view, body, ex)
+        await self._stream_back(response, receive, send, body, ex)
+
+    async def _answer(
+        self, scope: Scope, route: Route, view: AgentView, body: RequestBody, ex: Exchange
+    ) -> httpx.Response:
+        """The answer to relay: the first profile's, or, when it failed in a way another account
+        may not share (a rate or usage limit, an overload, billing) before a byte went to the
+        client, the next usable profile's, until one succeeds; the last failure when none is
+        left. A pinned profile never moves, and a body over the replay limit is not sent twice."""
+        candidates = self._candidates(route, view)
+        content = await self._content(scope["headers"], body)
+        failed: tuple[httpx.Response, ProfileView, Verdict] | None = None
+        while True:
+            try:
+                cred, chosen, spec = await self._credential(
+                    route, candidates, view, ex, usable_only=failed is not None
+                )
+            except SidecarError:
+                if failed is None:
+                    raise
+                return failed[0]  # no other profile could be used: the last failure stands
+            if failed is not None:
+                self._left(failed[1], failed[2], ex)
+                await failed[0].aclose()
+            response = await self._try(scope, route, cred, chosen, spec, content, body, ex)
+            response, verdict = await judge(response, spec.name, scope["method"])
+            self._record(chosen, verdict)
+            if not (verdict.fails_over and await self._may_fail_over(route, chosen, body, ex)):
+                return response
+            failed, content = (response, chosen, verdict), body.kept()
+
+    async def _try(
+        self,
+        scope: Scope,
+        route: Route,
+        cred: Credential,
+        chosen: ProfileView,
+        spec: ProviderSpec,
+        content: Any,
+        body: RequestBody,
+        ex: Exchange,
+    ) -> httpx.Response:
+        """One profile's request, refreshed and replayed once if its OAuth token was refused."""
         path = route.upstream_path
         if spec.kind == "openai-codex":
             path = codex_path(spec.base_url, path)
         url = upstream_url(spec.base_url, path, scope.get("query_string", b""))
-        response = await self._send(scope, url, spec, cred, await self._content(raw, body))
+        response = await self._send(scope, url, spec, cred, content)
         if response.status_code == 401 and cred.type == "oauth":
             response = await self._replay(scope, url, spec, cred, chosen, body, response, ex)
-        self._record(chosen, response.status_code)
-        await self._stream_back(response, receive, send, body, ex)
+        return response
+
+    async def _may_fail_over(
+        self, route: Route, chosen: ProfileView, body: RequestBody, ex: Exchange
+    ) -> bool:
+        if route.profile_id is not None:
+            return False  # a pinned request never moves to another profile
+        await body.drain()
+        if not body.replayable:
+            log.warning(
+                "failover_skipped",
+                profile=chosen.id,
+                agent=ex.agent,
+                reason="request body larger than refresh.replay_body_limit_bytes",
+            )
+        return body.replayable
+
+    def _left(self, chosen: ProfileView, verdict: Verdict, ex: Exchange) -> None:
+        """``chosen`` failed over to the next profile: on the log line, and counted."""
+        reason = verdict.reason or "-"
+        ex.tried.append({"profile": chosen.id, "status": verdict.status, "reason": reason})
+        self.metrics.failovers.labels(ex.agent, ex.provider, reason).inc()
 
     @staticmethod
     async def _content(raw: list[tuple[bytes, bytes]], body: RequestBody) -> Any:
@@ -208,7 +269,8 @@ class Proxy:
             cached = self._own_views[view.agent] = (view, own_view(view))
         return cached[1]
 
-    def _candidates(self, route: Route, view: AgentView) -> Iterator[ProfileView]:
+    def _candidates(self, route: Route, view: AgentView) -> Iterator[tuple[ProfileView, int]]:
+        """The profiles to try, each with when it may be used again (0: now)."""
         if route.profile_id is not None:
             pinned = view.get(route.profile_id)
             if pinned is None and view.unreadable is not None:
@@ -219,11 +281,11 @@ class Proxy:
                     f"{route.profile_id!r}; {self._add_hint(route)}"
                     f"{self._own_only_note(route.agent)}"
                 )
-            return iter([pinned])
+            return iter([(pinned, 0)])
         ranked = self._ranked(route, view)
         # Lazily: the first usable profile is found without looking at the others, and the
         # in-memory cooldowns not yet flushed to the store count as well.
-        return usable_first(
+        return by_availability(
             ranked, view, self.clock(), lambda v: self.outcomes.cooling_until(v.owner, v.id)
         )
 
@@ -264,16 +326,40 @@ class Proxy:
         )
 
     async def _credential(
-        self, route: Route, view: AgentView, ex: Exchange
+        self,
+        route: Route,
+        candidates: Iterator[tuple[ProfileView, int]],
+        view: AgentView,
+        ex: Exchange,
+        *,
+        usable_only: bool = False,
+    ) -> tuple[Credential, ProfileView, ProviderSpec]:
+        """The next candidate whose credential can be had (``usable_only``: none in cooldown)."""
+        asked = time.perf_counter()
+        try:
+            return await self._next_credential(route, candidates, view, ex, usable_only)
+        finally:
+            ex.credential_s = (ex.credential_s or 0.0) + time.perf_counter() - asked
+
+    async def _next_credential(
+        self,
+        route: Route,
+        candidates: Iterator[tuple[ProfileView, int]],
+        view: AgentView,
+        ex: Exchange,
+        usable_only: bool,
     ) -> tuple[Credential, ProfileView, ProviderSpec]:
         last: SidecarError | None = None
-        for chosen in self._candidates(route, view):
+        for chosen, until in candidates:
+            if usable_only and until > 0:
+                break  # the rest are cooling down too
             try:
                 cred = await self.credentials.resolve(route.agent, chosen)
             except (RefreshError, NoProfile) as exc:
                 last = exc
                 reason: FailureReason = "auth_permanent" if exc.status == 401 else "timeout"
                 self.outcomes.failure(chosen.owner, chosen.profile.provider, chosen.id, reason)
+                ex.tried.append({"profile": chosen.id, "reason": exc.code})
                 continue
             ex.profile, ex.owner = chosen.id, chosen.owner
             return cred, chosen, self._spec_for(route.provider, cred.provider, cred.type)
@@ -361,12 +447,14 @@ class Proxy:
         log.info("request_replayed", profile=chosen.id, agent=ex.agent)
         return await self._send(scope, url, spec, fresh, body.kept())
 
-    def _record(self, chosen: ProfileView, status: int) -> None:
-        reason = failure_reason_for_status(status)
-        if reason is None:
-            self.outcomes.success(chosen.owner, chosen.profile.provider, chosen.id)
-        else:
-            self.outcomes.failure(chosen.owner, chosen.profile.provider, chosen.id, reason)
+    def _record(self, chosen: ProfileView, verdict: Verdict) -> None:
+        """What the answer taught about the profile: a success, a failure of its own (an
+        overload, a server error or a malformed request is not), or nothing."""
+        profile = chosen.profile
+        if verdict.failure is not None:
+            self.outcomes.failure(chosen.owner, profile.provider, chosen.id, verdict.failure)
+        elif verdict.success:
+            self.outcomes.success(chosen.owner, profile.provider, chosen.id)
 
     async def _stream_back(
         self,
@@ -424,6 +512,7 @@ class Proxy:
             provider=ex.provider,
             profile=ex.profile,
             owner=ex.owner,
+            **({"tried": ex.tried} if ex.tried else {}),
             status=ex.status,
             error=ex.error,
             ms=round(seconds * 1000, 2),

@@ -7,7 +7,16 @@ from typing import Any, Literal
 
 from sidecar.sources.openclaw.model import AuthState, UsageStats, merge_usage
 
-FailureReason = Literal["rate_limit", "timeout", "overloaded", "auth", "billing", "auth_permanent"]
+FailureReason = Literal[
+    "rate_limit",
+    "timeout",
+    "overloaded",
+    "auth",
+    "billing",
+    "auth_permanent",
+    "model_not_found",
+    "session_expired",
+]
 TRANSIENT: frozenset[str] = frozenset({"rate_limit", "timeout", "overloaded", "auth"})
 COUNTER_RESET_MS = 24 * 3600 * 1000
 _TRANSIENT_LADDER_MS = (30_000, 60_000, 300_000)
@@ -40,7 +49,7 @@ def after_failure(usage: UsageStats | None, reason: FailureReason, now_ms: int) 
         "failureCounts": counts,
         "lastFailureAt": now_ms,
     }
-    if reason in TRANSIENT:
+    if reason not in ("billing", "auth_permanent"):
         step = _TRANSIENT_LADDER_MS[min(errors, len(_TRANSIENT_LADDER_MS)) - 1]
         fields |= {"cooldownUntil": now_ms + step, "cooldownReason": reason}
     else:

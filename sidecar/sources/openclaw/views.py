@@ -159,6 +159,17 @@ def usable_first(
 ) -> Iterator[ProfileView]:
     """``ranked`` lazily, profiles in cooldown (the store's, or ``cooling_until``'s) moved last,
     soonest usable first: the first usable profile comes without looking at the rest."""
+    return (v for v, _ in by_availability(ranked, view, now_ms, cooling_until))
+
+
+def by_availability(
+    ranked: Iterable[ProfileView],
+    view: AgentView,
+    now_ms: int,
+    cooling_until: Callable[[ProfileView], int] | None = None,
+) -> Iterator[tuple[ProfileView, int]]:
+    """``usable_first``, each profile with when it may be used again: 0 for the usable ones
+    (which come first), the end of the cooldown for the others."""
     later: list[tuple[int, ProfileView]] = []
     for v in ranked:
         usage = view.state.usage.get(v.id)
@@ -168,8 +179,8 @@ def usable_first(
         if until > now_ms:
             later.append((until, v))
         else:
-            yield v
-    yield from (v for _, v in sorted(later, key=lambda pair: pair[0]))
+            yield v, 0
+    yield from ((v, until) for until, v in sorted(later, key=lambda pair: pair[0]))
 
 
 def _explicit_order(view: AgentView, providers: Sequence[str]) -> list[str]:
