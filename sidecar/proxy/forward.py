@@ -22,6 +22,7 @@ from sidecar.config import Listener, Settings
 from sidecar.errors import (
     CallerUnauthorized,
     NoProfile,
+    ProfilesCooling,
     RefreshError,
     SidecarError,
     UpgradeUnsupported,
@@ -351,8 +352,10 @@ class Proxy:
     ) -> tuple[Credential, ProfileView, ProviderSpec]:
         last: SidecarError | None = None
         for chosen, until in candidates:
-            if usable_only and until > 0:
-                break  # the rest are cooling down too
+            if until > 0:  # this one and the rest are cooling down
+                if usable_only or last is not None:
+                    break
+                raise self._cooling(route, chosen, until)
             try:
                 cred = await self.credentials.resolve(route.agent, chosen)
             except (RefreshError, NoProfile) as exc:
@@ -370,6 +373,17 @@ class Proxy:
         raise NoProfile(
             f"agent {route.agent!r} has no {route.provider} profile; {self._add_hint(route)}"
             f"{self._own_only_note(route.agent)}"
+        )
+
+    def _cooling(self, route: Route, soonest: ProfileView, until: int) -> ProfilesCooling:
+        """Every usable profile rests: a 429 whose Retry-After is the soonest one's end, rather
+        than a request the provider would refuse again."""
+        wait_s = max(1, -(-(until - self.clock()) // 1000))
+        return ProfilesCooling(
+            f"every {route.provider} profile agent {route.agent!r} may use is cooling down after "
+            f"a rate limit or billing failure; the soonest, {soonest.id}, is usable again in "
+            f"{wait_s} s (`openclaw-sidecar status` shows them)",
+            retry_after_s=wait_s,
         )
 
     def _add_hint(self, route: Route) -> str:

@@ -164,3 +164,24 @@ def test_a_pinned_request_gets_its_own_429(
     assert (response.status_code, response.headers["retry-after"]) == (429, "1")
     assert response.json()["error"]["code"] == "rate_limit_exceeded"
     assert keys_used(sidecar, fake) == [FIRST]
+
+
+def test_every_key_cooling_is_one_429_all_profiles_cooling_without_an_upstream_call(
+    sidecar: Running, fake: FakeUpstream, http: httpx.Client
+) -> None:
+    """Both keys rate-limited: the request that finds them so gets the upstream's last 429;
+    the next one gets the sidecar's 429 all_profiles_cooling with a Retry-After no longer than
+    the first window, and no upstream request is made."""
+    for profile in (FIRST, BACKUP):
+        fake.limit(sidecar.canaries.keys[profile])
+    first = http.post(sidecar.url() + CHAT_PATH, json=CHAT)
+    assert (first.status_code, keys_used(sidecar, fake)) == (429, [FIRST, BACKUP])
+    assert "x-openclaw-sidecar-error" not in first.headers  # the provider's own answer
+    second = http.post(sidecar.url() + CHAT_PATH, json=CHAT)
+    assert (second.status_code, second.headers["x-openclaw-sidecar-error"]) == (
+        429,
+        "all_profiles_cooling",
+    )
+    assert 1 <= int(second.headers["retry-after"]) <= 30
+    assert second.json()["error"]["code"] == "all_profiles_cooling"
+    assert keys_used(sidecar, fake) == [FIRST, BACKUP]

@@ -277,3 +277,41 @@ async def test_an_error_the_profile_is_not_to_blame_for_does_not_move(tmp_path: 
     assert (status, body, rig.fake.keys) == (400, bad, ["openai:a"])
     await rig.outcomes.flush()
     assert rig.usage("openai:a") == {}
+
+
+# --- every profile cooling (issue #19 §2) ---------------------------------------------------------
+
+
+def header(sent: list[Message], name: bytes) -> str | None:
+    found = [v for k, v in sent[0]["headers"] if k == name]
+    return found[0].decode() if found else None
+
+
+async def test_every_profile_cooling_is_one_429_and_no_upstream_call(tmp_path: Path) -> None:
+    """Both keys rate-limited: the next request is the sidecar's own 429
+    all_profiles_cooling, Retry-After the soonest window's end, and reaches no upstream."""
+    rig = Rig(tmp_path)
+    rig.fake.answers("openai:a", *RATE_LIMITED)
+    rig.fake.answers("openai:b", *RATE_LIMITED)
+    await call(rig.proxy, CHAT_PATH)
+    rig.clock.now = NOW + 10_500
+    status, body, sent = await call(rig.proxy, CHAT_PATH)
+    assert (status, header(sent, b"x-openclaw-sidecar-error"), header(sent, b"retry-after")) == (
+        429,
+        "all_profiles_cooling",
+        "20",
+    )
+    assert json.loads(body)["error"]["type"] == "rate_limit_error"
+    assert rig.fake.keys == ["openai:a", "openai:b"]
+
+
+async def test_a_pinned_profile_in_cooldown_is_still_asked(tmp_path: Path) -> None:
+    """A pin is the caller's explicit choice: it goes upstream even while its profile rests,
+    and the provider's own answer comes back."""
+    rig = Rig(tmp_path)
+    rig.fake.answers("openai:a", *RATE_LIMITED)
+    rig.fake.answers("openai:b", *RATE_LIMITED)
+    await call(rig.proxy, CHAT_PATH)
+    del rig.fake.by_key["openai:a"]
+    status, _, _ = await call(rig.proxy, "/openai@openai:a/v1/chat/completions")
+    assert (status, rig.fake.keys) == (200, ["openai:a", "openai:b", "openai:a"])
