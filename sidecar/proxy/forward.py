@@ -38,13 +38,21 @@ from sidecar.proxy.body import ClientDisconnected, RequestBody
 from sidecar.proxy.metrics import Metrics
 from sidecar.proxy.problems import error_body
 from sidecar.proxy.routing import Route, codex_path, resolve_route, upstream_url
-from sidecar.proxy.scope import CODEX, is_codex_login, may_carry, own_view
+from sidecar.proxy.scope import CODEX, is_codex_login, is_inherited, may_carry, own_view
 from sidecar.proxy.transport import Upstream, is_timeout
 from sidecar.proxy.verdict import Verdict, judge
 from sidecar.sources.interface import CredentialSource
+from sidecar.sources.openclaw import usage
 from sidecar.sources.openclaw.layout import DEFAULT_AGENT
-from sidecar.sources.openclaw.usage import FailureReason
-from sidecar.sources.openclaw.views import AgentView, ProfileView, by_availability, ranked_profiles
+from sidecar.sources.openclaw.order import (
+    by_availability,
+    is_model_scoped,
+    order_changes_at,
+    ranked_profiles,
+    unusable_until,
+)
+from sidecar.sources.openclaw.usage import Failure
+from sidecar.sources.openclaw.views import AgentView, ProfileView
 
 log = get_logger("sidecar.proxy")
 
@@ -89,6 +97,19 @@ class Exchange:
         return not (self.upstream_ended.is_set() and self.body_sent == left)
 
 
+NEVER = 2**62
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A route's profiles in OpenClaw's order, for one view, until the clock changes it."""
+
+    view: AgentView
+    profiles: list[ProfileView]
+    until: int  # epoch ms
+    model_scoped: bool  # a window of one of them holds for one model only
+
+
 class Proxy:
     def __init__(
         self,
@@ -115,7 +136,7 @@ class Proxy:
         self.clock = clock
         self.hint_args = tuple(hint_args)  # --config / --state-dir for the commands hints name
         self.codex = settings.providers.get(CODEX)
-        self._rank_cache: dict[tuple[str, str], tuple[AgentView, list[ProfileView]]] = {}
+        self._rank_cache: dict[tuple[str, str], Ranked] = {}
         self._own_views: dict[str, tuple[AgentView, AgentView]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -160,7 +181,7 @@ class Proxy:
         may not share (a rate or usage limit, an overload, billing) before a byte went to the
         client, the next usable profile's, until one succeeds; the last failure when none is
         left. A pinned profile never moves, and a body over the replay limit is not sent twice."""
-        candidates = self._candidates(route, view)
+        candidates = self._candidates(route, view, await self._model_for(route, view, scope, body))
         content = await self._content(scope["headers"], body)
         failed: tuple[httpx.Response, ProfileView, Verdict] | None = None
         while True:
@@ -176,8 +197,11 @@ class Proxy:
                 self._left(failed[1], failed[2], ex)
                 await failed[0].aclose()
             response = await self._try(scope, route, cred, chosen, spec, content, body, ex)
-            response, verdict = await judge(response, spec.name, scope["method"])
-            self._record(chosen, verdict)
+            response, verdict = await judge(response, spec.name, scope["method"], self.clock())
+            # An OAuth token refused but not refreshed (the body was too large to replay) says
+            # nothing of the login yet: the next request refreshes it.
+            if not (verdict.status == 401 and cred.type == "oauth" and not body.replayable):
+                self._record(chosen, verdict, view, body, ex)
             if not (verdict.fails_over and await self._may_fail_over(route, chosen, body, ex)):
                 return response
             failed, content = (response, chosen, verdict), body.kept()
@@ -228,6 +252,8 @@ class Proxy:
     async def _content(raw: list[tuple[bytes, bytes]], body: RequestBody) -> Any:
         """The body to send: streamed when the client sent one; else read (it is empty) so
         httpx adds no chunked framing to a GET (RFC 9112 §6.3)."""
+        if body.started:  # read already, for its model: sent from what was kept
+            return body.kept()
         if rules.declares_body(raw):
             return body.stream()
         await body.drain()
@@ -270,8 +296,11 @@ class Proxy:
             cached = self._own_views[view.agent] = (view, own_view(view))
         return cached[1]
 
-    def _candidates(self, route: Route, view: AgentView) -> Iterator[tuple[ProfileView, int]]:
-        """The profiles to try, each with when it may be used again (0: now)."""
+    def _candidates(
+        self, route: Route, view: AgentView, model: str | None
+    ) -> Iterator[tuple[ProfileView, int]]:
+        """The profiles to try for a request for ``model``, each with when it may be used
+        again (0: now)."""
         if route.profile_id is not None:
             pinned = view.get(route.profile_id)
             if pinned is None and view.unreadable is not None:
@@ -283,30 +312,51 @@ class Proxy:
                     f"{self._own_only_note(route.agent)}"
                 )
             return iter([(pinned, 0)])
-        ranked = self._ranked(route, view)
-        # Lazily: the first usable profile is found without looking at the others, and the
-        # in-memory cooldowns not yet flushed to the store count as well.
-        return by_availability(
-            ranked, view, self.clock(), lambda v: self.outcomes.cooling_until(v.owner, v.id)
-        )
+        now = self.clock()
 
-    def _ranked(self, route: Route, view: AgentView) -> list[ProfileView]:
-        """The provider's profiles in OpenClaw's order, kept as long as the view is the same
-        object (the store hands out a new one when its files change)."""
+        def until(v: ProfileView) -> int:
+            # The store's windows, and those of failures not yet in the store's view.
+            stored = unusable_until(view, v, model, now)
+            return max(stored, self.outcomes.cooling_until(v.owner, v.id, model))
+
+        # Lazily: the first usable profile is found without looking at the others.
+        return by_availability(self._ranked(route, view).profiles, now, until)
+
+    def _ranked(self, route: Route, view: AgentView) -> Ranked:
+        """The route's profiles in OpenClaw's order, kept as long as the view is the same
+        object (the store hands out a new one when its files change) and no OAuth or token
+        expiry has changed the order since."""
         key = (route.agent, route.provider)
+        now = self.clock()
         cached = self._rank_cache.get(key)
-        if cached is not None and cached[0] is view:
-            return cached[1]
-        providers = (
-            ["openai-codex", "openai"] if route.provider == "openai-codex" else [route.provider]
-        )
-        ranked = [
+        if cached is not None and cached.view is view and now < cached.until:
+            return cached
+        providers = [CODEX, "openai"] if route.provider == CODEX else [route.provider]
+        profiles = [
             v
-            for v in ranked_profiles(view, providers)
+            for v in ranked_profiles(view, providers, now)
             if self._serves(route.provider, v, pinned=False)
         ]
-        self._rank_cache[key] = (view, ranked)
+        changes = order_changes_at(view, providers, now)
+        ranked = Ranked(view, profiles, changes or NEVER, is_model_scoped(view, profiles))
+        self._rank_cache[key] = ranked
         return ranked
+
+    async def _model_for(
+        self, route: Route, view: AgentView, scope: Scope, body: RequestBody
+    ) -> str | None:
+        """The model the request asks for, when a cooldown held for one model only could
+        decide the profile: read from a body that fits the replay limit (it is then sent from
+        what was kept). Else None: every window counts, as OpenClaw has it without a model."""
+        if route.profile_id is not None:
+            return None
+        if not (self._ranked(route, view).model_scoped or self.outcomes.is_model_scoped()):
+            return None
+        length = rules.body_length(scope["headers"])
+        if length is None or length > self.settings.refresh.replay_body_limit_bytes:
+            return None
+        await body.drain()
+        return body.model()
 
     def _serves(self, provider: str, view: ProfileView, *, pinned: bool) -> bool:
         """Whether ``view`` may answer a request for ``provider``: only if the upstream it would
@@ -355,13 +405,12 @@ class Proxy:
             if until > 0:  # this one and the rest are cooling down
                 if usable_only or last is not None:
                     break
-                raise self._cooling(route, chosen, until)
+                raise self._cooling(route, chosen, until, view)
             try:
                 cred = await self.credentials.resolve(route.agent, chosen)
             except (RefreshError, NoProfile) as exc:
                 last = exc
-                reason: FailureReason = "auth_permanent" if exc.status == 401 else "timeout"
-                self.outcomes.failure(chosen.owner, chosen.profile.provider, chosen.id, reason)
+                self._record_refresh_failure(chosen, exc, view)
                 ex.tried.append({"profile": chosen.id, "reason": exc.code})
                 continue
             ex.profile, ex.owner = chosen.id, chosen.owner
@@ -375,14 +424,45 @@ class Proxy:
             f"{self._own_only_note(route.agent)}"
         )
 
-    def _cooling(self, route: Route, soonest: ProfileView, until: int) -> ProfilesCooling:
+    def _record_refresh_failure(
+        self, chosen: ProfileView, exc: SidecarError, view: AgentView
+    ) -> None:
+        """A refresh token refused is the login's own failure (auth_permanent, as OpenClaw
+        2026.9.6 classifies a rejected OAuth refresh); a token endpoint down or slow is not,
+        since the provider never saw a request (its rule: no timeout before the provider
+        started)."""
+        if exc.status != 401:
+            return
+        current = view.state.usage.get(chosen.id)
+        failure = Failure("auth_permanent")
+        provider = chosen.profile.provider
+        self.outcomes.failure(chosen.owner, provider, chosen.id, failure, current)
+
+    def _cooling(
+        self, route: Route, soonest: ProfileView, until: int, view: AgentView
+    ) -> ProfilesCooling:
         """Every usable profile rests: a 429 whose Retry-After is the soonest one's end, rather
-        than a request the provider would refuse again."""
-        wait_s = max(1, -(-(until - self.clock()) // 1000))
+        than a request the provider would refuse again; what to do depends on why it rests
+        (OpenClaw's buildAuthProfileUnusableHint)."""
+        now = self.clock()
+        wait_s = max(1, -(-(until - now) // 1000))
+        stats = self.outcomes.unwritten(soonest.owner, soonest.id) or view.state.usage.get(
+            soonest.id
+        )
+        why = usage.resting_reason(stats, now) or "a failure"
+        spec = self.settings.providers[route.provider]
+        if why in ("auth", "auth_permanent", "session_expired"):
+            todo = "sign in again or replace it: " + hints.add_profile(
+                spec, route.agent, profile_id=soonest.id, where=self.hint_args
+            ).removeprefix("add one with ")
+        elif why == "billing":
+            todo = f"top up the account's credits, or {self._add_hint(route)}"
+        else:
+            todo = f"wait, or {self._add_hint(route)}"
         return ProfilesCooling(
-            f"every {route.provider} profile agent {route.agent!r} may use is cooling down after "
-            f"a rate limit or billing failure; the soonest, {soonest.id}, is usable again in "
-            f"{wait_s} s (`openclaw-sidecar status` shows them)",
+            f"every {route.provider} profile agent {route.agent!r} may use is resting; the "
+            f"soonest, {soonest.id} ({why}), is usable again in {wait_s} s; {todo} "
+            f"(`openclaw-sidecar cooldowns` lists them)",
             retry_after_s=wait_s,
         )
 
@@ -461,14 +541,26 @@ class Proxy:
         log.info("request_replayed", profile=chosen.id, agent=ex.agent)
         return await self._send(scope, url, spec, fresh, body.kept())
 
-    def _record(self, chosen: ProfileView, verdict: Verdict) -> None:
+    def _record(
+        self,
+        chosen: ProfileView,
+        verdict: Verdict,
+        view: AgentView,
+        body: RequestBody,
+        ex: Exchange,
+    ) -> None:
         """What the answer taught about the profile: a success, a failure of its own (an
         overload, a server error or a malformed request is not), or nothing."""
         profile = chosen.profile
-        if verdict.failure is not None:
-            self.outcomes.failure(chosen.owner, profile.provider, chosen.id, verdict.failure)
+        failure = verdict.failure_of(body.model()) if verdict.failure else None
+        if failure is not None:
+            current = view.state.usage.get(chosen.id)
+            self.outcomes.failure(
+                chosen.owner, profile.provider, chosen.id, failure, current, verdict.at_ms
+            )
         elif verdict.success:
-            self.outcomes.success(chosen.owner, profile.provider, chosen.id)
+            inherited = is_inherited(chosen, ex.agent)
+            self.outcomes.success(chosen.owner, profile.provider, chosen.id, inherited=inherited)
 
     async def _stream_back(
         self,

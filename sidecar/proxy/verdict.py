@@ -13,7 +13,8 @@ import httpx
 
 from sidecar.auth import failover
 from sidecar.auth.error_messages import Reason
-from sidecar.sources.openclaw.usage import FailureReason
+from sidecar.providers.ratelimits import Reset, reset_of
+from sidecar.sources.openclaw.usage import Failure, FailureReason
 
 # Provider error bodies are a few hundred bytes; one larger than this is relayed as it is,
 # without a failover (it cannot be kept aside to be the answer if no other profile succeeds).
@@ -26,6 +27,8 @@ class Verdict:
     status: int
     reason: Reason | None = None  # OpenClaw's failover reason, None for no failure it knows
     buffered: bool = False  # the whole body was read: the answer may wait while others try
+    reset: Reset | None = None  # when the provider says the account may be used again
+    at_ms: int = 0  # when the answer was read
 
     @property
     def success(self) -> bool:
@@ -36,6 +39,14 @@ class Verdict:
         """What the answer counts against its profile."""
         return failover.profile_failure(self.reason)
 
+    def failure_of(self, model: str | None) -> Failure | None:
+        """The failure to record for a request for ``model``, with the provider's reset."""
+        reason = self.failure
+        if reason is None:
+            return None
+        reset = self.reset
+        return Failure(reason, model, reset.at_ms if reset else None, bool(reset and reset.window))
+
     @property
     def fails_over(self) -> bool:
         """Whether the request may go on to the next profile (the body was read whole)."""
@@ -43,20 +54,30 @@ class Verdict:
 
 
 async def judge(
-    response: httpx.Response, provider: str, method: str
+    response: httpx.Response, provider: str, method: str, now_ms: int
 ) -> tuple[httpx.Response, Verdict]:
     """The answer to relay (the same bytes) and what it means. Only an error answer with a
     body is read, and only up to ``ERROR_BODY_LIMIT``."""
     status = response.status_code
-    if status < 400 or method == "HEAD":
-        return response, Verdict(status, failover.classify(status, "", provider))
+    if status < 400:
+        return response, Verdict(status, at_ms=now_ms)
+    if method == "HEAD":
+        return response, _verdict(response, "", provider, now_ms, buffered=False)
     head, complete = await _read_upto(response, ERROR_BODY_LIMIT)
     if not complete:
-        return _replaying(response, head), Verdict(status, failover.classify(status, "", provider))
+        return _replaying(response, head), _verdict(response, "", provider, now_ms, False)
     await response.aclose()
-    kept = _replaying(response, head)
     text = _text(status, response.headers, head)
-    return kept, Verdict(status, failover.classify(status, text, provider), buffered=True)
+    return _replaying(response, head), _verdict(response, text, provider, now_ms, True)
+
+
+def _verdict(
+    response: httpx.Response, text: str, provider: str, now_ms: int, buffered: bool
+) -> Verdict:
+    status = response.status_code
+    reason = failover.classify(status, text, provider)
+    reset = reset_of(response.headers, text, now_ms) if reason is not None else None
+    return Verdict(status, reason, buffered, reset, now_ms)
 
 
 async def _read_upto(response: httpx.Response, limit: int) -> tuple[bytes, bool]:

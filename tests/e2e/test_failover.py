@@ -116,6 +116,24 @@ def test_a_rate_limited_key_fails_over_in_the_same_request(
     ]
 
 
+def test_a_providers_reset_ends_the_cooldown_and_the_key_comes_back(
+    sidecar: Running, fake: FakeUpstream, http: httpx.Client
+) -> None:
+    """The 429 says Retry-After: 1: the first key's cooldown ends 1 s after the failure (not
+    the ladder's 30 s); the backup serves meanwhile, and once the second has passed the first
+    key is used again."""
+    fake.limit(sidecar.canaries.keys[FIRST], headers={"retry-after": "1"})
+    assert http.post(sidecar.url() + CHAT_PATH, json=CHAT).status_code == 200
+    usage = until(lambda: usage_of(sidecar, FIRST), lambda u: "cooldownUntil" in u)
+    assert usage["cooldownUntil"] - usage["lastFailureAt"] == 1_000
+    fake.unlimit()
+    assert http.post(sidecar.url() + CHAT_PATH, json=CHAT).status_code == 200
+    wait = usage["cooldownUntil"] / 1000 - time.time()
+    time.sleep(max(0.0, wait) + 0.05)  # the provider's window itself: real time is the point
+    assert http.post(sidecar.url() + CHAT_PATH, json=CHAT).status_code == 200
+    assert keys_used(sidecar, fake) == [FIRST, BACKUP, BACKUP, FIRST]
+
+
 @pytest.mark.parametrize(("kind", "status"), [("overloaded", 503), ("billing", 429)])
 def test_an_overloaded_or_unpaid_key_fails_over_too(
     sidecar: Running, fake: FakeUpstream, http: httpx.Client, kind: str, status: int

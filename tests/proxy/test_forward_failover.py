@@ -27,10 +27,18 @@ from sidecar.proxy.metrics import Metrics
 from sidecar.proxy.transport import Upstream
 from sidecar.server import agent_listing
 from sidecar.sources.choice import open_source
+from sidecar.sources.openclaw import usage
 from sidecar.sources.openclaw.layout import Layout
+from sidecar.sources.openclaw.model import AuthState, parse_usage
 
 NOW = 1_800_000_000_000
-KEYS = {"openai:a": "sk-key-a-0123456789abcdef", "openai:b": "sk-key-b-0123456789abcdef"}
+KEYS = {
+    "openai:a": "sk-key-a-0123456789abcdef",
+    "openai:b": "sk-key-b-0123456789abcdef",
+    "openrouter:a": "sk-or-a-0123456789abcdef",
+    "openrouter:b": "sk-or-b-0123456789abcdef",
+    "openai-codex:me@example.com": "access-codex-0123456789abcdef",
+}
 CHAT = b'{"model": "gpt-fake", "messages": []}'
 
 pytestmark = pytest.mark.anyio
@@ -78,7 +86,7 @@ class Fake:
 
     async def send(self, request: httpx.Request) -> httpx.Response:
         await request.aread()
-        key = request.headers["authorization"].removeprefix("Bearer ")
+        key = request.headers["authorization"].removeprefix("Bearer ")  # the access token too
         profile = next(p for p, k in KEYS.items() if k == key)
         self.keys.append(profile)
         answer = self.by_key.get(profile)
@@ -91,6 +99,16 @@ class Fake:
         self.by_key[profile] = lambda: httpx.Response(
             status, headers={"content-type": "application/json", **headers}, stream=Stream(body)
         )
+
+
+class NoRefresh:
+    """The refresher of logins that are never due (their tokens last a month here)."""
+
+    def is_due(self, profile: Any) -> bool:
+        return False
+
+    def fresh_hint(self, agent: str, view: Any) -> None:
+        pass
 
 
 class Clock:
@@ -108,14 +126,18 @@ class Rig:
             Layout.from_env({}, state_dir=tmp_path / "state"), home=tmp_path, clock=self.clock
         )
         for pid, key in KEYS.items():
-            self.store.put_profile_sync(
-                "main", pid, {"type": "api_key", "provider": "openai", "key": key}
-            )
+            provider = pid.split(":")[0]
+            fields: dict[str, Any] = {"type": "api_key", "provider": provider, "key": key}
+            if provider == "openai-codex":
+                far = NOW + 30 * 24 * 3600 * 1000
+                fields = {"type": "oauth", "provider": provider, "access": key, "refresh": "r"}
+                fields |= {"expires": far, "accountId": "acct"}
+            self.store.put_profile_sync("main", pid, fields)
         self.fake = Fake()
         self.metrics = Metrics()
         self.outcomes = Outcomes(self.store, clock=self.clock)
         credentials = CredentialResolver(
-            cast(Refresher, None),  # API keys only: no refresh
+            cast(Refresher, NoRefresh()),
             environ={},
             home=tmp_path,
             secret_providers=dict,
@@ -315,3 +337,80 @@ async def test_a_pinned_profile_in_cooldown_is_still_asked(tmp_path: Path) -> No
     del rig.fake.by_key["openai:a"]
     status, _, _ = await call(rig.proxy, "/openai@openai:a/v1/chat/completions")
     assert (status, rig.fake.keys) == (200, ["openai:a", "openai:b", "openai:a"])
+
+
+# --- cooldowns as OpenClaw 2026.9.6 keeps them (issue #19 §2) -------------------------------------
+
+
+async def test_a_providers_retry_after_ends_the_cooldown(tmp_path: Path) -> None:
+    """Retry-After: 2 makes A's cooldown end 2 s after the failure (not the ladder's 30 s);
+    once it has passed, A (first in order) is used again."""
+    rig = Rig(tmp_path)
+    rig.fake.answers("openai:a", *RATE_LIMITED, **{"retry-after": "2"})
+    await call(rig.proxy, CHAT_PATH)
+    await rig.outcomes.flush()
+    assert rig.usage("openai:a")["cooldownUntil"] == NOW + 2_000
+    del rig.fake.by_key["openai:a"]
+    await call(rig.proxy, CHAT_PATH)
+    rig.clock.now = NOW + 2_001
+    await call(rig.proxy, CHAT_PATH)
+    assert rig.fake.keys == ["openai:a", "openai:b", "openai:b", "openai:a"]
+
+
+def chat(model: str) -> bytes:
+    return json.dumps({"model": model, "messages": []}).encode()
+
+
+async def test_a_rate_limit_rests_the_profile_for_its_model_only(tmp_path: Path) -> None:
+    """A rate limit of A on gpt-a is scoped to gpt-a (cooldownModel): the next gpt-b request
+    still goes to A first, the next gpt-a request straight to B."""
+    rig = Rig(tmp_path)
+    rig.fake.answers("openai:a", *RATE_LIMITED)
+    await call(rig.proxy, CHAT_PATH, chat("gpt-a"))
+    del rig.fake.by_key["openai:a"]
+    await rig.outcomes.flush()
+    assert rig.usage("openai:a")["cooldownModel"] == "gpt-a"
+    await call(rig.proxy, CHAT_PATH, chat("gpt-a"))
+    await call(rig.proxy, CHAT_PATH, chat("gpt-b"))
+    assert rig.fake.keys == ["openai:a", "openai:b", "openai:b", "openai:a"]
+
+
+async def test_a_scoped_cooldown_in_the_store_is_read_with_the_requests_model(
+    tmp_path: Path,
+) -> None:
+    """The same from the store alone (the cooldown written before this process started)."""
+    rig = Rig(tmp_path)
+    stats = {
+        "cooldownUntil": NOW + 60_000,
+        "cooldownReason": "rate_limit",
+        "cooldownModel": "gpt-a",
+    }
+    rig.store.update_state_sync(
+        "main", lambda s: usage.with_usage(s, "openai:a", parse_usage(stats))
+    )
+    await call(rig.proxy, CHAT_PATH, chat("gpt-b"))
+    await call(rig.proxy, CHAT_PATH, chat("gpt-a"))
+    assert rig.fake.keys == ["openai:a", "openai:b"]
+
+
+async def test_openrouter_keys_fail_over_but_never_rest(tmp_path: Path) -> None:
+    """OpenRouter rotates its own keys (OpenClaw exempts it from cooldowns): A's 429 moves
+    the request to B, but nothing is written and the next request tries A again."""
+    rig = Rig(tmp_path)
+    rig.fake.answers("openrouter:a", *RATE_LIMITED)
+    path = "/openrouter/v1/chat/completions"
+    await call(rig.proxy, path)
+    await rig.outcomes.flush()
+    await call(rig.proxy, path)
+    assert rig.fake.keys == ["openrouter:a", "openrouter:b", "openrouter:a", "openrouter:b"]
+    assert rig.usage("openrouter:a") == {}
+
+
+async def test_an_openai_order_does_not_hide_the_codex_login(tmp_path: Path) -> None:
+    """An explicit ``openai`` order of API keys once hid the ``openai-codex`` login from the
+    Codex route (the two orders were merged): the login serves it again."""
+    rig = Rig(tmp_path)
+    order = {"openai": ("openai:b", "openai:a")}
+    rig.store.update_state_sync("main", lambda s: AuthState(order=order, raw=s.raw))
+    status, _, _ = await call(rig.proxy, "/openai-codex/responses", chat("gpt-5"))
+    assert (status, rig.fake.keys) == (200, ["openai-codex:me@example.com"])
