@@ -11,6 +11,7 @@ from typing import NoReturn
 from sidecar import log
 from sidecar.auth import cli_imports as imports
 from sidecar.cli.common import UsageError
+from sidecar.cli.cooldowns import cmd_cooldowns
 from sidecar.cli.fleet import cmd_fleet
 from sidecar.cli.paste import cmd_paste
 from sidecar.cli.serve import cmd_serve
@@ -23,6 +24,7 @@ EXAMPLES = """\
 examples:
   openclaw-sidecar status                       every agent's profiles and their state
   openclaw-sidecar status --agent work --json   one agent, machine-readable
+  openclaw-sidecar cooldowns                    profiles resting after a rate limit, and until when
   openclaw-sidecar login --provider openai-codex --agent work
   openclaw-sidecar import claude-cli
   printf '%s\\n' "$KEY" | openclaw-sidecar paste-api-key --provider openai --agent work
@@ -60,6 +62,17 @@ examples:
   openclaw-sidecar import claude-cli
   openclaw-sidecar import codex-cli --agent work
   openclaw-sidecar import claude-cli --path /mnt/laptop/.claude/.credentials.json
+"""
+COOLDOWNS_EPILOG = """\
+A profile rests after a rate limit (its window, or the provider's own reset time), a billing
+failure or a refused login, as OpenClaw 2026.9.6 keeps it: both read the same usageStats, so
+what one writes the other honours. clear ends the window and its failure counts the way OpenClaw
+does when a profile is added again; the sidecar that serves it sees that within a second.
+
+examples:
+  openclaw-sidecar cooldowns
+  openclaw-sidecar cooldowns --agent work --json
+  openclaw-sidecar cooldowns clear --profile-id openai:team
 """
 FLEET_EPILOG = """\
 Needs a [fleet] table in the config (url_file: a redis:// or rediss:// URL; key_file: base64 of
@@ -136,6 +149,25 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.add_argument("--check", action="store_true", help="exit 0/1/2 by the worst status")
     st.set_defaults(run=cmd_status)
+
+    cd = sub.add_parser(
+        "cooldowns",
+        parents=[common],
+        help="profiles resting after a rate limit, billing or auth failure; clear one",
+        epilog=COOLDOWNS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cd.add_argument(
+        "action",
+        nargs="?",
+        choices=("list", "clear"),
+        default="list",
+        help="list (default) or clear",
+    )
+    cd.add_argument("--agent", help="only this agent (clear: the agent to look in, default main)")
+    cd.add_argument("--profile-id", help="clear: the profile whose cooldown ends now")
+    cd.add_argument("--json", action="store_true", help="machine-readable output")
+    cd.set_defaults(run=cmd_cooldowns)
 
     for name, what in (("paste-token", "token"), ("paste-api-key", "API key")):
         p = sub.add_parser(

@@ -25,6 +25,7 @@ from tests.e2e.conftest import (
     provider_tables,
 )
 from tests.e2e.refresh_support import read_state
+from tests.e2e.sidecar import run_cli
 from tests.fakes.upstream import FakeUpstream
 
 pytestmark = pytest.mark.e2e
@@ -203,3 +204,25 @@ def test_every_key_cooling_is_one_429_all_profiles_cooling_without_an_upstream_c
     assert 1 <= int(second.headers["retry-after"]) <= 30
     assert second.json()["error"]["code"] == "all_profiles_cooling"
     assert keys_used(sidecar, fake) == [FIRST, BACKUP]
+
+
+def test_cooldowns_lists_the_rested_key_and_clear_brings_it_back(
+    sidecar: Running, fake: FakeUpstream, http: httpx.Client
+) -> None:
+    """`cooldowns --json` shows the first key resting (rate_limit, its end); `cooldowns clear`
+    ends it in the store, and the running sidecar uses it again within a second."""
+    fake.limit(sidecar.canaries.keys[FIRST], times=1)
+    assert http.post(sidecar.url() + CHAT_PATH, json=CHAT).status_code == 200
+    usage = until(lambda: usage_of(sidecar, FIRST), lambda u: "cooldownUntil" in u)
+    listed = run_cli(["cooldowns", "--agent", "main", "--json"], sidecar.env)
+    assert [
+        (e["profileId"], e["reason"], e["until"]) for e in json.loads(listed.stdout)["cooldowns"]
+    ] == [(FIRST, "rate_limit", usage["cooldownUntil"])]
+    cleared = run_cli(["cooldowns", "clear", "--profile-id", FIRST], sidecar.env)
+    assert (cleared.returncode, cleared.stderr) == (0, "")
+
+    def next_key() -> str:
+        assert http.post(sidecar.url() + CHAT_PATH, json=CHAT).status_code == 200
+        return keys_used(sidecar, fake)[-1]
+
+    assert until(next_key, lambda key: key == FIRST, seconds=5) == FIRST

@@ -35,7 +35,7 @@ from tests.e2e.refresh_support import (
     write_profiles,
 )
 from tests.e2e.refresh_support import provider_tables as oauth_tables
-from tests.e2e.sidecar import Sidecar, free_port, render_config, start_sidecar
+from tests.e2e.sidecar import Sidecar, free_port, render_config, run_cli, start_sidecar
 from tests.fakes.token_server import FakeTokenServer
 from tests.fakes.upstream import FakeUpstream
 from tests.reliability.support import NotifyingRegistry, report
@@ -68,18 +68,23 @@ class Rig:
     def lift_disable(self, profile_id: str) -> None:
         """A refused login rests (OpenClaw's auth_permanent disable), and the profile's next
         request is 429 all_profiles_cooling: once the disable is on disk, lift it as signing
-        in again would, so the next case starts from a usable login."""
+        in again would (``cooldowns clear``), so the next case starts from a usable login."""
         path = state_path(self.state_dir)
         assert wait_for(lambda: "disabledUntil" in _usage(path).get(profile_id, {}))
-        doc = json.loads(path.read_bytes())
-        doc["usageStats"].pop(profile_id)
-        path.write_text(json.dumps(doc, indent=2) + "\n")
+        done = run_cli(["cooldowns", "clear", "--profile-id", profile_id], self.sidecar.env)
+        assert done.returncode == 0, done.stderr
+        # serve looks at the store's files at most once a second (ViewCache): the next case's
+        # request must come after that look. Nothing the sidecar answers shows it, so wait it out.
+        time.sleep(STORE_CHECK_S)
 
     def other_agent_served(self) -> None:
         """A request of another agent (an API key, no write needed) succeeds."""
         response = self.post(OTHER)
         assert response.status_code == 200, response.text
         assert self.upstream.requests[-1].headers["authorization"] == f"Bearer {OTHER_KEY}"
+
+
+STORE_CHECK_S = 1.1  # a little over serve's check interval of the store's files
 
 
 def _usage(path: Path) -> dict[str, Any]:
