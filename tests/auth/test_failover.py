@@ -107,7 +107,7 @@ def test_which_reasons_move_the_request_and_which_mark_the_profile(
     assert (failover.fails_over(reason), failover.profile_failure(reason)) == (moves, marks)
 
 
-def test_a_gzipped_or_odd_body_never_raises() -> None:
+def test_an_odd_body_never_raises() -> None:
     """Bodies that are not JSON, or JSON of another shape, still classify by status."""
     assert [failover.classify(429, b, "openai") for b in ("[1, 2]", "null", "\x00\xff")] == [
         "rate_limit"
