@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.scenario_failover import table as failover_table
+
 RESULTS = Path(__file__).with_name("results") / "results.json"
 JSON_HEAD = (
     "| target | req/s | p50 ms | p90 ms | p99 ms | added p50 ms | added p99 ms "
@@ -181,6 +183,7 @@ def main() -> int:
         "6": scale_table,
         "7": start_table,
         "fleet": json_tables,
+        "failover": failover_table,
         "profile": profile_table,
     }
     for key, table in parts.items():

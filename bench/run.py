@@ -1,4 +1,5 @@
-"""Run the benchmarks: ``python -m bench.run [--scenarios 1,2,3,4,5,6,7,fleet,profile] [--quick]``.
+"""Run the benchmarks: ``python -m bench.run [--scenarios 1,2,3,4,5,6,7,fleet,failover,profile]
+[--quick]``.
 
 Starts everything itself on loopback (nginx and SSE upstreams and the load generator on CPU 0,
 each target alone on CPU 1), measures targets alternately, and writes bench/results/results.json
@@ -18,13 +19,14 @@ from typing import Any
 
 from bench import plots, procs, stats, targets
 from bench.profile import profile
+from bench.scenario_failover import scenario_failover
 from bench.scenario_json import Load, scenario1, scenario6
 from bench.scenario_sse import scenario2, scenario3, scenario4
 from bench.scenario_start import scenario7
 from bench.scenario_storm import scenario5
 
 RESULTS = Path(__file__).with_name("results")
-ALL = ["1", "2", "3", "4", "5", "6", "7", "fleet", "profile"]
+ALL = ["1", "2", "3", "4", "5", "6", "7", "fleet", "failover", "profile"]
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -43,6 +45,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--storm-requests", type=int, default=500)
     ap.add_argument("--storm-delay-ms", type=int, default=100, help="the token endpoint's latency")
     ap.add_argument("--no-fleet", action="store_true", help="scenario 5 without the Redis variant")
+    ap.add_argument("--failover-requests", type=int, default=200, help="per failover series")
+    ap.add_argument(
+        "--failover-delay-ms", type=float, default=20, help="the failover upstream's round trip"
+    )
     ap.add_argument("--scale-transport", default="aiohttp", choices=["httpx", "aiohttp"])
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--quick", action="store_true", help="1 repeat, 1 s runs, small counts (smoke)")
@@ -54,6 +60,7 @@ def _quick(args: argparse.Namespace) -> None:
     args.connections, args.paced_connections = "4", "4"
     args.sse_streams, args.idle_streams = 5, 8
     args.storm_requests = 20
+    args.failover_requests = 10
 
 
 def run_scenarios(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -82,6 +89,9 @@ def run_scenarios(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         ),
         "6": lambda g: scenario6(g, args.scale_transport, args.repeats, args.paced_seconds),
         "7": lambda g: scenario7(g.workdir, 3 if args.quick else 10),
+        "failover": lambda g: scenario_failover(
+            g, args.failover_requests, args.failover_delay_ms, args.repeats
+        ),
         "profile": lambda g: profile(
             g, [n for n in names if n.startswith("sidecar")][:4], args.out, 2 if args.quick else 10
         ),

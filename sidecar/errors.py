@@ -19,6 +19,8 @@ Every error a user can see is a ``SidecarError`` with a stable ``code`` (the val
     │   framing, connection closed), MethodNotAllowed (405: TRACE, CONNECT)
     ├── HeadTimeout, TooManyConnections  (408, 503; ``proxy/admission.py``) a connection refused
     │   before its request is read: a head too slow, a listener at its connection cap
+    ├── ProfilesCooling          all_profiles_cooling 429  every usable profile is resting;
+    │                                                  Retry-After: the soonest one's end
     ├── RefreshError
     │   ├── ReauthRequired       reauth_required  401  the refresh token was rejected
     │   └── RefreshUnavailable   refresh_unavailable 503  token endpoint down or slow
@@ -40,6 +42,7 @@ class SidecarError(Exception):
 
     code: str = "internal_error"
     status: int = 500
+    retry_after_s: int | None = None  # sent as Retry-After when set
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -145,6 +148,17 @@ class RepeatedBasePath(RouteError):
 class UpgradeUnsupported(RouteError):
     code = "upgrade_unsupported"
     status = 426
+
+
+class ProfilesCooling(SidecarError):
+    """Every profile the request could use is in its cooldown: nothing is sent upstream."""
+
+    code = "all_profiles_cooling"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class RefreshError(SidecarError):

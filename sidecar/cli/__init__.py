@@ -11,6 +11,7 @@ from typing import NoReturn
 from sidecar import log
 from sidecar.auth import cli_imports as imports
 from sidecar.cli.common import UsageError
+from sidecar.cli.cooldowns import cmd_cooldowns
 from sidecar.cli.fleet import cmd_fleet
 from sidecar.cli.paste import cmd_paste
 from sidecar.cli.providers import cmd_providers
@@ -30,6 +31,7 @@ examples:
   openclaw-sidecar status --agent work --json   one agent, machine-readable
   openclaw-sidecar providers                    every provider, its client base URL and profiles
   openclaw-sidecar usage --since 7d --by day    requests and tokens per day
+  openclaw-sidecar cooldowns                    profiles resting after a rate limit, and until when
   openclaw-sidecar login --provider openai-codex --agent work
   openclaw-sidecar import claude-cli
   printf '%s\\n' "$KEY" | openclaw-sidecar paste-api-key --provider openai --agent work
@@ -107,6 +109,17 @@ examples:
   openclaw-sidecar usage                        the last 24 hours, by agent
   openclaw-sidecar usage --agent work --by model --since 7d
   openclaw-sidecar usage --by day --since 30d --json
+"""
+COOLDOWNS_EPILOG = """\
+A profile rests after a rate limit (its window, or the provider's own reset time), a billing
+failure or a refused login, as OpenClaw 2026.9.6 keeps it: both read the same usageStats, so
+what one writes the other honours. clear ends the window and its failure counts the way OpenClaw
+does when a profile is added again; the sidecar that serves it sees that within a second.
+
+examples:
+  openclaw-sidecar cooldowns
+  openclaw-sidecar cooldowns --agent work --json
+  openclaw-sidecar cooldowns clear --profile-id openai:team
 """
 FLEET_EPILOG = """\
 Needs a [fleet] table in the config (url_file: a redis:// or rediss:// URL; key_file: base64 of
@@ -211,6 +224,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     us.add_argument("--json", action="store_true", help="machine-readable output")
     us.set_defaults(run=cmd_usage)
+
+    cd = sub.add_parser(
+        "cooldowns",
+        parents=[common],
+        help="profiles resting after a rate limit, billing or auth failure; clear one",
+        epilog=COOLDOWNS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cd.add_argument(
+        "action",
+        nargs="?",
+        choices=("list", "clear"),
+        default="list",
+        help="list (default) or clear",
+    )
+    cd.add_argument("--agent", help="only this agent (clear: the agent to look in, default main)")
+    cd.add_argument("--profile-id", help="clear: the profile whose cooldown ends now")
+    cd.add_argument("--json", action="store_true", help="machine-readable output")
+    cd.set_defaults(run=cmd_cooldowns)
 
     for name, what in (("paste-token", "token"), ("paste-api-key", "API key")):
         p = sub.add_parser(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 from starlette.types import Receive
@@ -27,6 +28,17 @@ class RequestBody:
 
     def kept(self) -> bytes:
         return b"".join(self._kept)
+
+    def model(self) -> str | None:
+        """The ``model`` of a whole JSON body kept aside (None: none, or not kept)."""
+        if not self.replayable:
+            return None
+        try:
+            doc = json.loads(self.kept())
+        except (ValueError, RecursionError):
+            return None
+        model = doc.get("model") if isinstance(doc, dict) else None
+        return model if isinstance(model, str) and model else None
 
     async def stream(self) -> AsyncIterator[bytes]:
         self.started = True

@@ -22,6 +22,7 @@ from sidecar.config import Listener, Settings
 from sidecar.errors import (
     CallerUnauthorized,
     NoProfile,
+    ProfilesCooling,
     RefreshError,
     SidecarError,
     UpgradeUnsupported,
@@ -39,12 +40,21 @@ from sidecar.proxy.body import ClientDisconnected, RequestBody
 from sidecar.proxy.metrics import Metrics
 from sidecar.proxy.problems import error_body
 from sidecar.proxy.routing import Route, codex_path, resolve_route, upstream_url
-from sidecar.proxy.scope import CODEX, is_codex_login, may_carry, own_view
+from sidecar.proxy.scope import CODEX, is_codex_login, is_inherited, may_carry, own_view
 from sidecar.proxy.transport import Upstream, is_timeout
+from sidecar.proxy.verdict import Verdict, judge
 from sidecar.sources.interface import CredentialSource
+from sidecar.sources.openclaw import usage
 from sidecar.sources.openclaw.layout import DEFAULT_AGENT
-from sidecar.sources.openclaw.usage import FailureReason, failure_reason_for_status
-from sidecar.sources.openclaw.views import AgentView, ProfileView, ranked_profiles, usable_first
+from sidecar.sources.openclaw.order import (
+    by_availability,
+    is_model_scoped,
+    order_changes_at,
+    ranked_profiles,
+    unusable_until,
+)
+from sidecar.sources.openclaw.usage import Failure
+from sidecar.sources.openclaw.views import AgentView, ProfileView
 from sidecar.usage.recorder import NO_USAGE, UsageSink
 from sidecar.usage.tap import NO_TAP, Tap
 
@@ -78,6 +88,7 @@ class Exchange:
     upstream_ended: anyio.Event = field(default_factory=anyio.Event)  # its whole body relayed
     client_left_after: int | None = None  # body bytes sent when the client was seen leaving
     usage: Tap = NO_TAP  # reads tokens from the answer as it is relayed (sidecar/usage/)
+    tried: list[dict[str, object]] = field(default_factory=list)  # profiles left, and why
 
     def client_has_all(self) -> bool:
         return self.body_expected is not None and self.body_sent >= self.body_expected
@@ -89,6 +100,19 @@ class Exchange:
         if left is None or (self.body_expected is not None and left >= self.body_expected):
             return False
         return not (self.upstream_ended.is_set() and self.body_sent == left)
+
+
+NEVER = 2**62
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A route's profiles in OpenClaw's order, for one view, until the clock changes it."""
+
+    view: AgentView
+    profiles: list[ProfileView]
+    until: int  # epoch ms
+    model_scoped: bool  # a window of one of them holds for one model only
 
 
 class Proxy:
@@ -119,7 +143,7 @@ class Proxy:
         self.hint_args = tuple(hint_args)  # --config / --state-dir for the commands hints name
         self.usage = usage
         self.codex = settings.providers.get(CODEX)
-        self._rank_cache: dict[tuple[str, str], tuple[AgentView, list[ProfileView]]] = {}
+        self._rank_cache: dict[tuple[str, str], Ranked] = {}
         self._own_views: dict[str, tuple[AgentView, AgentView]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -154,27 +178,91 @@ class Proxy:
         # Before anything is read or kept for it: an agent that does not exist leaves no trace.
         ex.agent = await self.agents.check(route.agent)
         view = self.listener_view(await self.source.view(route.agent))
-        asked = time.perf_counter()
-        try:
-            cred, chosen, spec = await self._credential(route, view, ex)
-        finally:
-            ex.credential_s = time.perf_counter() - asked
+        response = await self._answer(scope, route, view, body, ex)
+        await self._stream_back(response, receive, send, body, ex)
+
+    async def _answer(
+        self, scope: Scope, route: Route, view: AgentView, body: RequestBody, ex: Exchange
+    ) -> httpx.Response:
+        """The answer to relay: the first profile's, or, when it failed in a way another account
+        may not share (a rate or usage limit, an overload, billing) before a byte went to the
+        client, the next usable profile's, until one succeeds; the last failure when none is
+        left. A pinned profile never moves, and a body over the replay limit is not sent twice."""
+        candidates = self._candidates(route, view, await self._model_for(route, view, scope, body))
+        content = await self._content(scope["headers"], body)
+        failed: tuple[httpx.Response, ProfileView, Verdict] | None = None
+        while True:
+            try:
+                cred, chosen, spec = await self._credential(
+                    route, candidates, view, ex, usable_only=failed is not None
+                )
+            except SidecarError:
+                if failed is None:
+                    raise
+                return failed[0]  # no other profile could be used: the last failure stands
+            if failed is not None:
+                self._left(failed[1], failed[2], ex)
+                await failed[0].aclose()
+            response = await self._try(scope, route, cred, chosen, spec, content, body, ex)
+            response, verdict = await judge(response, spec.name, scope["method"], self.clock())
+            # An OAuth token refused but not refreshed (the body was too large to replay) says
+            # nothing of the login yet: the next request refreshes it.
+            if not (verdict.status == 401 and cred.type == "oauth" and not body.replayable):
+                self._record(chosen, verdict, view, body, ex)
+            if not (verdict.fails_over and await self._may_fail_over(route, chosen, body, ex)):
+                return response
+            failed, content = (response, chosen, verdict), body.kept()
+
+    async def _try(
+        self,
+        scope: Scope,
+        route: Route,
+        cred: Credential,
+        chosen: ProfileView,
+        spec: ProviderSpec,
+        content: Any,
+        body: RequestBody,
+        ex: Exchange,
+    ) -> httpx.Response:
+        """One profile's request, refreshed and replayed once if its OAuth token was refused."""
         path = route.upstream_path
         if spec.kind == "openai-codex":
             path = codex_path(spec.base_url, path)
         url = upstream_url(
             spec.base_url, path, scope.get("query_string", b""), provider=route.provider
         )
-        response = await self._send(scope, url, spec, cred, await self._content(raw, body))
+        response = await self._send(scope, url, spec, cred, content)
         if response.status_code == 401 and cred.type == "oauth" and cred.refreshable:
             response = await self._replay(scope, url, spec, cred, chosen, body, response, ex)
-        self._record(chosen, response.status_code)
-        await self._stream_back(response, receive, send, body, ex)
+        return response
+
+    async def _may_fail_over(
+        self, route: Route, chosen: ProfileView, body: RequestBody, ex: Exchange
+    ) -> bool:
+        if route.profile_id is not None:
+            return False  # a pinned request never moves to another profile
+        await body.drain()
+        if not body.replayable:
+            log.warning(
+                "failover_skipped",
+                profile=chosen.id,
+                agent=ex.agent,
+                reason="request body larger than refresh.replay_body_limit_bytes",
+            )
+        return body.replayable
+
+    def _left(self, chosen: ProfileView, verdict: Verdict, ex: Exchange) -> None:
+        """``chosen`` failed over to the next profile: on the log line, and counted."""
+        reason = verdict.reason or "-"
+        ex.tried.append({"profile": chosen.id, "status": verdict.status, "reason": reason})
+        self.metrics.failovers.labels(ex.agent, ex.provider, reason).inc()
 
     @staticmethod
     async def _content(raw: list[tuple[bytes, bytes]], body: RequestBody) -> Any:
         """The body to send: streamed when the client sent one; else read (it is empty) so
         httpx adds no chunked framing to a GET (RFC 9112 §6.3)."""
+        if body.started:  # read already, for its model: sent from what was kept
+            return body.kept()
         if rules.declares_body(raw):
             return body.stream()
         await body.drain()
@@ -217,7 +305,11 @@ class Proxy:
             cached = self._own_views[view.agent] = (view, own_view(view))
         return cached[1]
 
-    def _candidates(self, route: Route, view: AgentView) -> Iterator[ProfileView]:
+    def _candidates(
+        self, route: Route, view: AgentView, model: str | None
+    ) -> Iterator[tuple[ProfileView, int]]:
+        """The profiles to try for a request for ``model``, each with when it may be used
+        again (0: now)."""
         if route.profile_id is not None:
             pinned = view.get(route.profile_id)
             if pinned is None and view.unreadable is not None:
@@ -228,32 +320,55 @@ class Proxy:
                     f"{route.profile_id!r}; {self._add_hint(route)}"
                     f"{self._own_only_note(route.agent)}"
                 )
-            return iter([pinned])
-        ranked = self._ranked(route, view)
-        # Lazily: the first usable profile is found without looking at the others, and the
-        # in-memory cooldowns not yet flushed to the store count as well.
-        return usable_first(
-            ranked, view, self.clock(), lambda v: self.outcomes.cooling_until(v.owner, v.id)
-        )
+            return iter([(pinned, 0)])
+        now = self.clock()
 
-    def _ranked(self, route: Route, view: AgentView) -> list[ProfileView]:
-        """The provider's profiles in OpenClaw's order, kept as long as the view is the same
-        object (the store hands out a new one when its files change)."""
+        def until(v: ProfileView) -> int:
+            # The store's windows, and those of failures not yet in the store's view.
+            stored = unusable_until(view, v, model, now)
+            return max(stored, self.outcomes.cooling_until(v.owner, v.id, model))
+
+        # Lazily: the first usable profile is found without looking at the others.
+        return by_availability(self._ranked(route, view).profiles, now, until)
+
+    def _ranked(self, route: Route, view: AgentView) -> Ranked:
+        """The route's profiles in OpenClaw's order, kept as long as the view is the same
+        object (the store hands out a new one when its files change) and no OAuth or token
+        expiry has changed the order since."""
         key = (route.agent, route.provider)
+        now = self.clock()
         cached = self._rank_cache.get(key)
-        if cached is not None and cached[0] is view:
-            return cached[1]
+        if cached is not None and cached.view is view and now < cached.until:
+            return cached
         spec = self.settings.providers[route.provider]
         providers = stored_spellings(profiles_of(spec), _spellings(view))
-        if route.provider == "openai-codex":
+        if route.provider == CODEX:
             providers.append("openai")  # 2026.6.1+ stores ChatGPT/Codex logins as openai
-        ranked = [
+        profiles = [
             v
-            for v in ranked_profiles(view, providers)
+            for v in ranked_profiles(view, providers, now)
             if self._serves(route.provider, v, pinned=False)
         ]
-        self._rank_cache[key] = (view, ranked)
+        changes = order_changes_at(view, providers, now)
+        ranked = Ranked(view, profiles, changes or NEVER, is_model_scoped(view, profiles))
+        self._rank_cache[key] = ranked
         return ranked
+
+    async def _model_for(
+        self, route: Route, view: AgentView, scope: Scope, body: RequestBody
+    ) -> str | None:
+        """The model the request asks for, when a cooldown held for one model only could
+        decide the profile: read from a body that fits the replay limit (it is then sent from
+        what was kept). Else None: every window counts, as OpenClaw has it without a model."""
+        if route.profile_id is not None:
+            return None
+        if not (self._ranked(route, view).model_scoped or self.outcomes.is_model_scoped()):
+            return None
+        length = rules.body_length(scope["headers"])
+        if length is None or length > self.settings.refresh.replay_body_limit_bytes:
+            return None
+        await body.drain()
+        return body.model()
 
     def _serves(self, provider: str, view: ProfileView, *, pinned: bool) -> bool:
         """Whether ``view`` may answer a request for ``provider``: only if the upstream it would
@@ -275,16 +390,41 @@ class Proxy:
         )
 
     async def _credential(
-        self, route: Route, view: AgentView, ex: Exchange
+        self,
+        route: Route,
+        candidates: Iterator[tuple[ProfileView, int]],
+        view: AgentView,
+        ex: Exchange,
+        *,
+        usable_only: bool = False,
+    ) -> tuple[Credential, ProfileView, ProviderSpec]:
+        """The next candidate whose credential can be had (``usable_only``: none in cooldown)."""
+        asked = time.perf_counter()
+        try:
+            return await self._next_credential(route, candidates, view, ex, usable_only)
+        finally:
+            ex.credential_s = (ex.credential_s or 0.0) + time.perf_counter() - asked
+
+    async def _next_credential(
+        self,
+        route: Route,
+        candidates: Iterator[tuple[ProfileView, int]],
+        view: AgentView,
+        ex: Exchange,
+        usable_only: bool,
     ) -> tuple[Credential, ProfileView, ProviderSpec]:
         last: SidecarError | None = None
-        for chosen in self._candidates(route, view):
+        for chosen, until in candidates:
+            if until > 0:  # this one and the rest are cooling down
+                if usable_only or last is not None:
+                    break
+                raise self._cooling(route, chosen, until, view)
             try:
                 cred = await self.credentials.resolve(route.agent, chosen)
             except (RefreshError, NoProfile) as exc:
                 last = exc
-                reason: FailureReason = "auth_permanent" if exc.status == 401 else "timeout"
-                self.outcomes.failure(chosen.owner, chosen.profile.provider, chosen.id, reason)
+                self._record_refresh_failure(chosen, exc, view)
+                ex.tried.append({"profile": chosen.id, "reason": exc.code})
                 continue
             ex.profile, ex.owner = chosen.id, chosen.owner
             return cred, chosen, self._spec_for(route.provider, cred, chosen)
@@ -295,6 +435,48 @@ class Proxy:
         raise NoProfile(
             f"agent {route.agent!r} has no {route.provider} profile; {self._add_hint(route)}"
             f"{self._own_only_note(route.agent)}"
+        )
+
+    def _record_refresh_failure(
+        self, chosen: ProfileView, exc: SidecarError, view: AgentView
+    ) -> None:
+        """A refresh token refused is the login's own failure (auth_permanent, as OpenClaw
+        2026.9.6 classifies a rejected OAuth refresh); a token endpoint down or slow is not,
+        since the provider never saw a request (its rule: no timeout before the provider
+        started)."""
+        if exc.status != 401:
+            return
+        current = view.state.usage.get(chosen.id)
+        failure = Failure("auth_permanent")
+        provider = chosen.profile.provider
+        self.outcomes.failure(chosen.owner, provider, chosen.id, failure, current)
+
+    def _cooling(
+        self, route: Route, soonest: ProfileView, until: int, view: AgentView
+    ) -> ProfilesCooling:
+        """Every usable profile rests: a 429 whose Retry-After is the soonest one's end, rather
+        than a request the provider would refuse again; what to do depends on why it rests
+        (OpenClaw's buildAuthProfileUnusableHint)."""
+        now = self.clock()
+        wait_s = max(1, -(-(until - now) // 1000))
+        stats = self.outcomes.unwritten(soonest.owner, soonest.id) or view.state.usage.get(
+            soonest.id
+        )
+        why = usage.resting_reason(stats, now) or "a failure"
+        spec = self.settings.providers[route.provider]
+        if why in ("auth", "auth_permanent", "session_expired"):
+            todo = "sign in again or replace it: " + hints.add_profile(
+                spec, route.agent, profile_id=soonest.id, where=self.hint_args
+            ).removeprefix("add one with ")
+        elif why == "billing":
+            todo = f"top up the account's credits, or {self._add_hint(route)}"
+        else:
+            todo = f"wait, or {self._add_hint(route)}"
+        return ProfilesCooling(
+            f"every {route.provider} profile agent {route.agent!r} may use is resting; the "
+            f"soonest, {soonest.id} ({why}), is usable again in {wait_s} s; {todo} "
+            f"(`openclaw-sidecar cooldowns` lists them)",
+            retry_after_s=wait_s,
         )
 
     def _add_hint(self, route: Route) -> str:
@@ -382,12 +564,26 @@ class Proxy:
         log.info("request_replayed", profile=chosen.id, agent=ex.agent)
         return await self._send(scope, url, spec, fresh, body.kept())
 
-    def _record(self, chosen: ProfileView, status: int) -> None:
-        reason = failure_reason_for_status(status)
-        if reason is None:
-            self.outcomes.success(chosen.owner, chosen.profile.provider, chosen.id)
-        else:
-            self.outcomes.failure(chosen.owner, chosen.profile.provider, chosen.id, reason)
+    def _record(
+        self,
+        chosen: ProfileView,
+        verdict: Verdict,
+        view: AgentView,
+        body: RequestBody,
+        ex: Exchange,
+    ) -> None:
+        """What the answer taught about the profile: a success, a failure of its own (an
+        overload, a server error or a malformed request is not), or nothing."""
+        profile = chosen.profile
+        failure = verdict.failure_of(body.model()) if verdict.failure else None
+        if failure is not None:
+            current = view.state.usage.get(chosen.id)
+            self.outcomes.failure(
+                chosen.owner, profile.provider, chosen.id, failure, current, verdict.at_ms
+            )
+        elif verdict.success:
+            inherited = is_inherited(chosen, ex.agent)
+            self.outcomes.success(chosen.owner, profile.provider, chosen.id, inherited=inherited)
 
     async def _stream_back(
         self,
@@ -449,6 +645,7 @@ class Proxy:
             provider=ex.provider,
             profile=ex.profile,
             owner=ex.owner or "-",
+            **({"tried": ex.tried} if ex.tried else {}),
             status=ex.status,
             error=ex.error,
             ms=round(seconds * 1000, 2),

@@ -55,6 +55,13 @@ class Metrics:
             ["provider", "outcome"],
             registry=self.registry,
         )
+        self.failovers = Counter(
+            "openclaw_sidecar_failovers",
+            "Requests sent again with the next profile, by agent, provider and why the profile "
+            "before was left (rate_limit, overloaded, billing)",
+            ["agent", "provider", "reason"],
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "openclaw_sidecar_in_flight",
             "Requests being proxied now",

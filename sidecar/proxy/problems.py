@@ -52,4 +52,6 @@ def error_body(
         (b"content-length", str(len(body)).encode("ascii")),
         (ERROR_HEADER, error.code.encode("ascii")),
     ]
+    if error.retry_after_s is not None:
+        headers.append((b"retry-after", str(error.retry_after_s).encode("ascii")))
     return error.status, headers, body

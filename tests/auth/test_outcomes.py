@@ -1,5 +1,6 @@
 """Request outcomes: a cooldown visible at once in memory, and usageStats/lastGood written in
-batches to the owner's store in OpenClaw's shape (auth-state.json, or inline for eras A/B)."""
+batches to the owner's store in OpenClaw 2026.9.6's shape (auth-state.json, or inline for eras
+A/B); once written, the store's copy is what counts."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from structlog.testing import capture_logs
 from sidecar.auth.outcomes import Outcomes
 from sidecar.sources.interface import StateUpdate
 from sidecar.sources.openclaw.layout import Layout
+from sidecar.sources.openclaw.usage import Failure
 from sidecar.sources.openclaw_json.store import JsonStore
 
 pytestmark = pytest.mark.anyio
@@ -67,7 +69,8 @@ def s(tmp_path: Path) -> Setup:
     ids=["no-state", "already-last-good", "other-last-good"],
 )
 async def test_success_writes_usage_and_last_good(s: Setup, before: dict[str, Any] | None) -> None:
-    """A success becomes lastUsed/errorCount 0 and lastGood[provider] in auth-state.json."""
+    """A success becomes lastUsed/errorCount 0/lastProbeAt and lastGood[provider] in
+    auth-state.json."""
     if before is not None:
         s.path("main", "auth-state.json").write_text(json.dumps(before))
     s.outcomes.success("main", "anthropic", WORK)
@@ -76,13 +79,24 @@ async def test_success_writes_usage_and_last_good(s: Setup, before: dict[str, An
     assert s.load("main", "auth-state.json") == {
         **before,
         "lastGood": {**before.get("lastGood", {}), "anthropic": WORK},
-        "usageStats": {WORK: {"lastUsed": NOW, "errorCount": 0}},
+        "usageStats": {WORK: {"errorCount": 0, "lastProbeAt": NOW, "lastUsed": NOW}},
+    }
+
+
+async def test_an_inherited_profiles_success_moves_no_selection_state(s: Setup) -> None:
+    """markAuthProfileSuccess for an agent that only inherits the profile from main: the
+    windows are cleared and lastProbeAt set in main's store, but not lastUsed nor lastGood."""
+    s.outcomes.success("main", "anthropic", WORK, inherited=True)
+    await s.outcomes.flush()
+    assert s.load("main", "auth-state.json") == {
+        "version": 1,
+        "usageStats": {WORK: {"errorCount": 0, "lastProbeAt": NOW}},
     }
 
 
 async def test_failure_cools_down_at_once_and_is_written(s: Setup) -> None:
     """A failure is visible via cooling_until before any write; the flush writes the ladder."""
-    s.outcomes.failure("main", "anthropic", WORK, "rate_limit")
+    s.outcomes.failure("main", "anthropic", WORK, Failure("rate_limit"))
     assert s.outcomes.cooling_until("main", WORK) == NOW + 30_000
     assert not s.path("main", "auth-state.json").exists()
     await s.outcomes.flush()
@@ -103,43 +117,46 @@ async def test_failure_cools_down_at_once_and_is_written(s: Setup) -> None:
 async def test_batch_applies_in_order_per_owner(s: Setup) -> None:
     """One flush applies a batch in order, each outcome to its owner's own store."""
     s.write_profiles("work", {"version": 1, "profiles": {"openai:w": KEY | {"provider": "openai"}}})
-    s.outcomes.failure("main", "anthropic", WORK, "overloaded")
+    s.outcomes.failure("main", "anthropic", WORK, Failure("timeout"))
     s.now += 1_000
-    s.outcomes.failure("main", "anthropic", WORK, "overloaded")
+    s.outcomes.failure("main", "anthropic", WORK, Failure("timeout"))
     s.outcomes.success("work", "openai", "openai:w")
     await s.outcomes.flush()
     assert s.load("main", "auth-state.json")["usageStats"][WORK] == {
         "errorCount": 2,
-        "failureCounts": {"overloaded": 2},
+        "failureCounts": {"timeout": 2},
         "lastFailureAt": NOW + 1_000,
-        "cooldownUntil": NOW + 61_000,
-        "cooldownReason": "overloaded",
+        "cooldownUntil": NOW + 30_000,  # the open window is kept
+        "cooldownReason": "timeout",
     }
     assert s.load("work", "auth-state.json") == {
         "version": 1,
         "lastGood": {"openai": "openai:w"},
-        "usageStats": {"openai:w": {"lastUsed": NOW + 1_000, "errorCount": 0}},
+        "usageStats": {
+            "openai:w": {"errorCount": 0, "lastProbeAt": NOW + 1_000, "lastUsed": NOW + 1_000}
+        },
     }
 
 
 async def test_success_ends_the_cooldown(s: Setup) -> None:
     """A success after a failure clears both the in-memory cooldown and the stored window."""
-    s.outcomes.failure("main", "anthropic", WORK, "auth")
+    s.outcomes.failure("main", "anthropic", WORK, Failure("auth"))
     s.outcomes.success("main", "anthropic", WORK)
     assert s.outcomes.cooling_until("main", WORK) == 0
     await s.outcomes.flush()
     assert s.load("main", "auth-state.json")["usageStats"][WORK] == {
         "errorCount": 0,
         "lastFailureAt": NOW,
+        "lastProbeAt": NOW,
         "lastUsed": NOW,
     }
 
 
 async def test_cooldowns_are_per_owner_and_profile(s: Setup) -> None:
     """A failure cools only that (owner, profile); a later failure never shortens it."""
-    s.outcomes.failure("main", "anthropic", WORK, "timeout")
+    s.outcomes.failure("main", "anthropic", WORK, Failure("timeout"))
     s.now -= 10_000  # a clock step back must not shorten the window
-    s.outcomes.failure("main", "anthropic", WORK, "timeout")
+    s.outcomes.failure("main", "anthropic", WORK, Failure("timeout"))
     cooling = [s.outcomes.cooling_until(o, p) for o, p in [("main", WORK), ("work", WORK)]]
     assert cooling == [NOW + 30_000, 0]
 
@@ -157,7 +174,7 @@ async def test_inline_store_keeps_state_inline(s: Setup) -> None:
         "profiles": {WORK: KEY},
         "order": {"anthropic": [WORK]},
         "lastGood": {"anthropic": WORK},
-        "usageStats": {WORK: {"lastUsed": NOW, "errorCount": 0}},
+        "usageStats": {WORK: {"errorCount": 0, "lastProbeAt": NOW, "lastUsed": NOW}},
     }
     assert not s.path("main", "auth-state.json").exists()
 
@@ -182,16 +199,17 @@ async def test_write_failure_is_logged_not_raised(s: Setup) -> None:
 
 
 async def test_a_cooldown_cleared_by_hand(s: Setup) -> None:
-    """The failures noted so far are written first, then the stats reset as OpenClaw's
-    clearAuthProfileCooldown leaves them, and the in-memory cooldown is gone."""
+    """The failures noted so far are written first, then the stats reset as OpenClaw 2026.9.6's
+    resetAuthProfileFailureState leaves them (``cooldowns clear`` writes the same), and the
+    in-memory cooldown is gone."""
     s.outcomes.success("main", "anthropic", WORK)
     s.now += 1
-    s.outcomes.failure("main", "anthropic", WORK, "rate_limit")
+    s.outcomes.failure("main", "anthropic", WORK, Failure("rate_limit"))
     assert s.outcomes.cooling_until("main", WORK) == NOW + 1 + 30_000
     with capture_logs() as logs:
         await s.outcomes.clear_cooldown("main", WORK)
     assert s.load("main", "auth-state.json")["usageStats"] == {
-        WORK: {"lastUsed": NOW, "errorCount": 0, "lastFailureAt": NOW + 1}
+        WORK: {"lastUsed": NOW, "lastProbeAt": NOW, "errorCount": 0, "lastFailureAt": NOW + 1}
     }
     assert s.outcomes.cooling_until("main", WORK) == 0
     assert logs == [
@@ -218,9 +236,39 @@ async def test_run_flushes_as_soon_as_a_failure_arrives(s: Setup) -> None:
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             tg.start_soon(outcomes.run, 3600.0)
-            outcomes.failure("main", "anthropic", WORK, "billing")
+            outcomes.failure("main", "anthropic", WORK, Failure("billing"))
             await signalling.written.wait()
             tg.cancel_scope.cancel()
     assert s.load("main", "auth-state.json")["usageStats"][WORK]["disabledUntil"] == (
-        NOW + 5 * 3_600_000
+        NOW + 600_000  # 2026.9.6: 10 min (2026.6.1 disabled for 5 h)
     )
+
+
+async def test_once_written_the_stores_copy_counts(s: Setup) -> None:
+    """After the flush the store's view decides: a cooldown cleared there (by OpenClaw or by
+    ``cooldowns clear``) is cleared for the sidecar too."""
+    s.outcomes.failure("main", "anthropic", WORK, Failure("rate_limit"))
+    await s.outcomes.flush()
+    assert s.outcomes.cooling_until("main", WORK) == 0  # no longer kept in memory
+    view = s.store.view_sync("main")
+    assert view.state.usage[WORK].raw["cooldownUntil"] == NOW + 30_000
+
+
+async def test_openrouter_failures_are_not_recorded(s: Setup) -> None:
+    """isAuthCooldownBypassedForProvider: openrouter and kilocode keys never rest."""
+    s.outcomes.failure("main", "openrouter", "openrouter:a", Failure("rate_limit"))
+    await s.outcomes.flush()
+    assert (
+        s.outcomes.cooling_until("main", "openrouter:a"),
+        s.path("main", "auth-state.json").exists(),
+    ) == (0, False)
+
+
+async def test_a_model_scoped_failure_holds_only_that_model(s: Setup) -> None:
+    s.outcomes.failure("main", "anthropic", WORK, Failure("rate_limit", model="claude-a"))
+    assert s.outcomes.is_model_scoped()
+    assert [s.outcomes.cooling_until("main", WORK, m) for m in ("claude-a", "claude-b", None)] == [
+        NOW + 30_000,
+        0,
+        NOW + 30_000,
+    ]

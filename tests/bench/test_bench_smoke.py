@@ -84,3 +84,13 @@ def test_storm_scenario_refreshes_once_per_variant_and_reads_the_waits(tmp_path:
         assert (name, row["token_calls"]["median"], row["errors"]["median"]) == (name, 1, 0)
         assert (name, row["logged"]["median"]) == (name, 20)
         assert row["wait_p99_ms"]["median"] >= s5["endpoint_latency_ms"]["median"] / 2
+
+
+def test_failover_scenario_measures_every_series(tmp_path: Path) -> None:
+    """The failover scenario's five series all answer as expected (the 429s and the 200s) and
+    its summary names what failing over adds."""
+    pytest.importorskip("matplotlib")
+    results = _run(tmp_path, "--scenarios", "failover", "--failover-delay-ms", "5")
+    summary = results["scenarios"]["failover"]["summary"]  # type: ignore[index]
+    assert {"p50_failover", "p50_sidecar_429", "added", "own", "client_retry"} <= set(summary)
+    assert summary["p50_failover"]["median"] > summary["p50_sidecar_429"]["median"]

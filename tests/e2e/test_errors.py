@@ -243,10 +243,16 @@ def test_upstream_errors_pass_through(
 
 
 def test_error_paths_keep_the_sidecar_healthy(sidecar: Running, http: httpx.Client) -> None:
-    """After all of the above, the process is alive and serves a normal request."""
+    """After all of the above, the process is alive and serves a normal request (Anthropic's:
+    the 429 above left main's only OpenAI key in its cooldown, so an OpenAI request is now the
+    sidecar's own 429 all_profiles_cooling, as it should be)."""
     assert http.get(sidecar.url() + "/healthz").json() == {"status": "ok"}
-    ok = http.post(sidecar.url() + "/openai/v1/chat/completions", json=CHAT)
+    ok = http.post(
+        sidecar.url() + "/anthropic/v1/messages", json=MESSAGE, headers=ANTHROPIC_HEADERS
+    )
     assert ok.status_code == 200
+    resting = http.post(sidecar.url() + "/openai/v1/chat/completions", json=CHAT)
+    assert sidecar_error(resting) == openai_style(429, "all_profiles_cooling", "rate_limit_error")
 
 
 def test_websocket_upgrade_is_refused_with_426(

@@ -419,6 +419,31 @@ def test_static_keys_and_provider_error_shapes(upstream: FakeUpstream) -> None:
         assert c.get("/other/models").status_code == 200
 
 
+def test_per_key_limits_in_each_providers_shape(upstream: FakeUpstream) -> None:
+    """A limited key gets the provider's own refusal (with the headers given), others pass;
+    ``times`` lifts it after so many answers, and so does the control route."""
+    upstream.limit("sk-a", headers={"retry-after": "7"})
+    upstream.limit("sk-ant-a", "overloaded")
+    upstream.limit("sk-codex", times=1, resets_in_s=120)
+    with httpx.Client(base_url=upstream.url) as c:
+        key_a = {"authorization": "Bearer sk-a"}
+        limited = c.post("/v1/chat/completions", json=CHAT, headers=key_a)
+        assert (limited.status_code, limited.headers["retry-after"]) == (429, "7")
+        assert limited.json()["error"]["code"] == "rate_limit_exceeded"
+        other = c.post("/v1/chat/completions", json=CHAT, headers={"authorization": "Bearer sk-b"})
+        assert other.status_code == 200
+        busy = c.post("/v1/messages", json=MESSAGE, headers={"x-api-key": "sk-ant-a"})
+        assert (busy.status_code, busy.json()["error"]["type"]) == (529, "overloaded_error")
+        codex = {"authorization": "Bearer sk-codex"}
+        body = {**CHAT, "stream": True}
+        used_up = c.post("/backend-api/codex/responses", json=body, headers=codex).json()["error"]
+        assert (used_up["type"], used_up["resets_in_seconds"]) == ("usage_limit_reached", 120)
+        assert c.post("/backend-api/codex/responses", json=body, headers=codex).status_code == 200
+        c.post("/__fake/limit", json={"key": "sk-a", "lift": True})
+        again = c.post("/v1/chat/completions", json=CHAT, headers=key_a)
+        assert again.status_code == 200
+
+
 def test_oauth_tokens_checked_against_token_server(
     upstream: FakeUpstream, token_server: FakeTokenServer
 ) -> None:

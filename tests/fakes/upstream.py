@@ -3,7 +3,8 @@
 Answers in shapes the official openai / anthropic SDKs parse, checks credentials (static keys
 and/or OAuth access tokens validated by the fake token server), records every request, and has
 streaming controls (hold after N events until released, reset mid-stream, hang, slow first
-byte, error statuses) plus disconnect detection.
+byte, error statuses), per-key limits (a key rate-limited, overloaded or out of credit, answered
+in the provider's own error shape with any reset headers) plus disconnect detection.
 
 Endpoints are matched on the path's *suffix*, so any prefix works (``/v1/chat/completions``,
 ``/api/v1/chat/completions``, ``/backend-api/codex/responses`` ...). Per request, the header
@@ -275,6 +276,85 @@ def error_reply(
         kind = OPENAI_ERROR_TYPES.get(status, default)
         body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
     return _json_reply(body, status)
+
+
+# --------------------------------------------------------------------------- per-key limits
+
+
+@dataclass
+class Limit:
+    """A key the upstream refuses, as the provider would: ``kind`` is rate_limit, overloaded,
+    billing or usage_limit (Codex's subscription window); ``status`` overrides the kind's usual
+    one; ``headers`` are added (reset headers); ``times``=None: until lifted."""
+
+    kind: str = "rate_limit"
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    times: int | None = None
+    resets_in_s: int = 3600  # Codex's usage_limit_reached body
+
+
+# (anthropic, codex, openai) bodies per kind: (status, error type, message)
+_ANTHROPIC_LIMITS = {
+    "rate_limit": (
+        429,
+        "rate_limit_error",
+        "This request would exceed your account's rate limit. Please try again later.",
+    ),
+    "overloaded": (529, "overloaded_error", "Overloaded"),
+    "billing": (
+        400,
+        "invalid_request_error",
+        "Your credit balance is too low to access the Anthropic API. Please go to Plans & "
+        "Billing to upgrade or purchase credits.",
+    ),
+}
+_OPENAI_LIMITS = {
+    "rate_limit": (
+        429,
+        "requests",
+        "Rate limit reached for gpt-fake in organization org-fake on requests per min (RPM): "
+        "Limit 3, Used 3, Requested 1.",
+        "rate_limit_exceeded",
+    ),
+    "overloaded": (
+        503,
+        "server_error",
+        "The engine is currently overloaded, please try again later.",
+        None,
+    ),
+    "billing": (
+        429,
+        "insufficient_quota",
+        "You exceeded your current quota, please check your plan and billing details.",
+        "insufficient_quota",
+    ),
+}
+
+
+def limit_reply(path: str, headers: Mapping[str, str], limit: Limit) -> Reply:
+    """The refusal ``limit`` stands for, in the shape of the provider ``path`` belongs to."""
+    if limit.kind == "usage_limit" or ("/codex/" in path and limit.kind == "rate_limit"):
+        body: dict[str, Any] = {
+            "error": {
+                "type": "usage_limit_reached",
+                "message": "The usage limit has been reached",
+                "plan_type": "plus",
+                "resets_at": int(time.time()) + limit.resets_in_s,
+                "resets_in_seconds": limit.resets_in_s,
+            }
+        }
+        reply = _json_reply(body, limit.status or 429)
+    elif is_anthropic(path, headers):
+        status, kind, message = _ANTHROPIC_LIMITS[limit.kind]
+        body = {"type": "error", "error": {"type": kind, "message": message}}
+        reply = _json_reply(body, limit.status or status)
+    else:
+        status, kind, message, code = _OPENAI_LIMITS[limit.kind]
+        body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+        reply = _json_reply(body, limit.status or status)
+    reply.headers.update(limit.headers)
+    return reply
 
 
 # --------------------------------------------------------------------------- answer builders
@@ -634,6 +714,7 @@ class FakeUpstream:
         self.interval_ms = interval_ms
         self.tokens = make_checker(tokens)
         self.expectations: dict[str, Expect] = dict(expect or {})
+        self.limits: dict[str, Limit] = {}
         self.recorder = Recorder()
         self.gate = Gate()
         self._closing = Gate()
@@ -704,6 +785,30 @@ class FakeUpstream:
     def clear_expectations(self) -> None:
         self.expectations.clear()
 
+    def limit(
+        self,
+        key: str,
+        kind: str = "rate_limit",
+        *,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        times: int | None = None,
+        resets_in_s: int = 3600,
+    ) -> Limit:
+        """Refuse model requests made with ``key`` (see ``Limit``); ``unlimit`` lifts it."""
+        rule = Limit(kind, status, dict(headers or {}), times, resets_in_s)
+        with self._lock:
+            self.limits[key] = rule
+        return rule
+
+    def unlimit(self, key: str | None = None) -> None:
+        """Lift the limit on ``key`` (every key's when None)."""
+        with self._lock:
+            if key is None:
+                self.limits.clear()
+            else:
+                self.limits.pop(key, None)
+
     def set_mode(self, name: str = "normal", **params: Any) -> Mode:
         """normal|hold|reset|hang|slow|error|rate_limit, or "500"/"429"-style statuses.
 
@@ -725,8 +830,9 @@ class FakeUpstream:
         self.gate.release()
 
     def reset(self) -> None:
-        """Forget requests, counters, events and mode; re-arm the gate."""
+        """Forget requests, counters, events, mode and limits; re-arm the gate."""
         self.recorder.clear()
+        self.unlimit()
         self._reset_state()
 
     def stat(self, name: str) -> int:
@@ -788,6 +894,20 @@ class FakeUpstream:
                 if mode.times <= 0:
                     self.mode = Mode()
             return mode
+
+    def _take_limit(self, headers: Mapping[str, str]) -> Limit | None:
+        values, _ = _presented(headers)
+        with self._lock:
+            for value in values:
+                rule = self.limits.get(value)
+                if rule is None:
+                    continue
+                if rule.times is not None:
+                    rule.times -= 1
+                    if rule.times <= 0:
+                        del self.limits[value]
+                return rule
+        return None
 
     def _expectation_for(self, path: str) -> Expect | None:
         matches = [p for p in self.expectations if path.startswith(p)]
@@ -880,6 +1000,10 @@ class FakeUpstream:
         data = entry.json() if needs_body and entry.body else {}
         if needs_body and not isinstance(data, dict):
             return error_reply(path, headers, 400, "body must be a JSON object"), Mode()
+        limit = self._take_limit(headers)
+        if limit is not None:
+            entry.endpoint += ":limited"
+            return limit_reply(path, headers, limit), Mode()
         mode = self._take_mode(path)
         if mode.name in ("error", "rate_limit"):
             return self._failure_reply(path, headers, mode), mode
@@ -909,6 +1033,7 @@ class FakeUpstream:
             ("POST", "/__fake/release", self._c_release),
             ("POST", "/__fake/mode", self._c_mode),
             ("POST", "/__fake/expect", self._c_expect),
+            ("POST", "/__fake/limit", self._c_limit),
             ("POST", "/__fake/config", self._c_config),
         ]
         routes = [Route(path, fn, methods=[m]) for m, path, fn in control]
@@ -949,6 +1074,17 @@ class FakeUpstream:
                 account_header=bool(data.get("account_header")),
             )
         return JSONResponse(self.state()["expect"])
+
+    async def _c_limit(self, request: Request) -> Response:
+        """``{"key": K, "kind": ..., "status": ..., "headers": {...}, "times": N}`` limits K;
+        ``{"key": K, "lift": true}`` (or no key) lifts K's limit (every limit)."""
+        data = await _json_object(request)
+        key = data.pop("key", None)
+        if data.pop("lift", False) or key is None:
+            self.unlimit(None if key is None else str(key))
+            return JSONResponse({"ok": True})
+        rule = self.limit(str(key), **data)
+        return JSONResponse(vars(replace(rule)))
 
     async def _c_config(self, request: Request) -> Response:
         data = await _json_object(request)

@@ -1,8 +1,9 @@
 """The property behind issue #17 §1 and §3, over the whole in-process app: whatever the route,
 the pins (path and ``X-OpenClaw-Profile``), the agent (path and ``X-OpenClaw-Agent``), the
-listener (shared or bound, with or without read-through) and the upstream's answer (a 401 makes
-the proxy refresh and replay), every credential that reaches an upstream is of the provider
-whose base URL was called, and belongs to an agent the listener may use."""
+listener (shared or bound, with or without read-through) and the upstream's first answer (a 401
+makes the proxy refresh and replay; a 429 or a 529 makes it fail over to the next profile, issue
+#19), every credential that reaches an upstream is of the provider whose base URL was called,
+and belongs to an agent the listener may use; a pinned request only ever carries its pin."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ class Ask:
     header_agent: str | None
     path_pin: str | None
     header_pin: str | None
-    reject_first: bool
+    first_answer: int  # the upstream's answer to the first request (then 200s)
     suffix: str
 
     def path(self) -> str:
@@ -73,7 +74,7 @@ asks = st.builds(
     header_agent=st.none() | st.sampled_from(NAMED_AGENTS),
     path_pin=st.none() | st.sampled_from(PINS),
     header_pin=st.none() | st.sampled_from(PINS),
-    reject_first=st.booleans(),
+    first_answer=st.sampled_from([200, 401, 429, 529]),
     suffix=st.sampled_from(SUFFIXES),
 )
 
@@ -95,7 +96,7 @@ def check(world: World, ask: Ask, status: int, code: str | None, first_call: int
         assert (status, code, calls) == (404, "unknown_agent", [])
         return
     allowed = {agent, DEFAULT_AGENT} if LISTENERS[ask.listener].reads_through else {agent}
-    assert len(calls) <= (2 if ask.reject_first else 1)
+    assert len(calls) <= (1 if ask.first_answer == 200 else 2)
     for call in calls:
         assert len(call.carried) == 1, call  # exactly the injected credential
         (secret,) = call.carried
@@ -106,8 +107,10 @@ def check(world: World, ask: Ask, status: int, code: str | None, first_call: int
             route_upstreams.add("openai-codex")  # a pinned Codex login
         assert call.provider in route_upstreams, call
     pin = ask.path_pin or ask.header_pin
-    if status == 200 and pin is not None:
+    if pin is not None and calls:  # a pinned request never fails over
         assert {s.profile_id for c in calls for s in c.carried} == {pin}
+    if ask.first_answer in (429, 529) and len(calls) == 2:  # failed over: another profile
+        assert calls[0].carried[0].profile_id != calls[1].carried[0].profile_id
 
 
 def test_every_credential_reaches_only_its_own_provider_and_allowed_agents(
@@ -128,7 +131,7 @@ def test_every_credential_reaches_only_its_own_provider_and_allowed_agents(
         @given(ask=asks)
         def one(ask: Ask) -> None:
             first_call = len(world.calls)
-            world.answers = [401] if ask.reject_first else []
+            world.answers = [] if ask.first_answer == 200 else [ask.first_answer]
             response = portal.call(world.request, ask.listener, ask.path(), ask.headers())
             code = response.headers.get("x-openclaw-sidecar-error")
             check(world, ask, response.status_code, code, first_call)
@@ -136,3 +139,6 @@ def test_every_credential_reaches_only_its_own_provider_and_allowed_agents(
         one()
     served = [c for c in world.calls if c.carried]
     assert len(served) > 50  # the property saw real traffic, not only refusals
+    metrics = world.metrics.render().decode().splitlines()
+    moved = [m for m in metrics if m.startswith("openclaw_sidecar_failovers_total{")]
+    assert sum(float(m.rsplit(" ", 1)[1]) for m in moved) >= 3  # and failovers among it

@@ -11,6 +11,7 @@ from sidecar.errors import (
     CallerUnauthorized,
     InvalidPath,
     NoProfile,
+    ProfilesCooling,
     RefreshUnavailable,
     SidecarError,
     StoreError,
@@ -63,6 +64,17 @@ def test_error_body(error: SidecarError, style: ErrorStyle, payload: dict[str, o
             (b"x-openclaw-sidecar-error", error.code.encode()),
         ],
         payload,
+    )
+
+
+def test_all_profiles_cooling_says_when_to_retry() -> None:
+    """The 429 all_profiles_cooling carries Retry-After, in the provider's rate-limit shape."""
+    error = ProfilesCooling("resting", retry_after_s=17)
+    status, headers, body = error_body(error, "anthropic")
+    assert (status, headers[-2:], json.loads(body)) == (
+        429,
+        [(b"x-openclaw-sidecar-error", b"all_profiles_cooling"), (b"retry-after", b"17")],
+        {"type": "error", "error": {"type": "rate_limit_error", "message": "resting"}},
     )
 
 

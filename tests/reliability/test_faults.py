@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import subprocess
 import threading
@@ -29,11 +30,12 @@ from tests.e2e.refresh_support import (
     oauth_profile,
     profiles_path,
     read_profiles,
+    state_path,
     wait_until,
     write_profiles,
 )
 from tests.e2e.refresh_support import provider_tables as oauth_tables
-from tests.e2e.sidecar import Sidecar, free_port, render_config, start_sidecar
+from tests.e2e.sidecar import Sidecar, free_port, render_config, run_cli, start_sidecar
 from tests.fakes.token_server import FakeTokenServer
 from tests.fakes.upstream import FakeUpstream
 from tests.reliability.support import NotifyingRegistry, report
@@ -63,11 +65,34 @@ class Rig:
     def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         return self.http.post(self.sidecar.url() + path, json=body or CHAT)
 
+    def lift_disable(self, profile_id: str) -> None:
+        """A refused login rests (OpenClaw's auth_permanent disable), and the profile's next
+        request is 429 all_profiles_cooling: once the disable is on disk, lift it as signing
+        in again would (``cooldowns clear``), so the next case starts from a usable login."""
+        path = state_path(self.state_dir)
+        assert wait_for(lambda: "disabledUntil" in _usage(path).get(profile_id, {}))
+        done = run_cli(["cooldowns", "clear", "--profile-id", profile_id], self.sidecar.env)
+        assert done.returncode == 0, done.stderr
+        # serve looks at the store's files at most once a second (ViewCache): the next case's
+        # request must come after that look. Nothing the sidecar answers shows it, so wait it out.
+        time.sleep(STORE_CHECK_S)
+
     def other_agent_served(self) -> None:
         """A request of another agent (an API key, no write needed) succeeds."""
         response = self.post(OTHER)
         assert response.status_code == 200, response.text
         assert self.upstream.requests[-1].headers["authorization"] == f"Bearer {OTHER_KEY}"
+
+
+STORE_CHECK_S = 1.1  # a little over serve's check interval of the store's files
+
+
+def _usage(path: Path) -> dict[str, Any]:
+    try:
+        found: dict[str, Any] = json.loads(path.read_bytes()).get("usageStats", {})
+    except FileNotFoundError:
+        return {}
+    return found
 
 
 def seed_store(state_dir: Path, tokens: FakeTokenServer) -> None:
@@ -168,6 +193,8 @@ def test_token_endpoint_faults_keep_the_old_credential(
     assert profiles_path(rig.state_dir).read_bytes() == before
     kept = read_profiles(rig.state_dir)[CODEX_ID]["refresh"]
     assert rig.tokens.registry.refresh_tokens[kept].status == "active"
+    if code == "reauth_required":
+        rig.lift_disable(CODEX_ID)
 
 
 def test_token_endpoint_slower_than_the_timeout(rig: Rig) -> None:

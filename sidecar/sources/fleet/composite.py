@@ -129,6 +129,7 @@ def merged(own: AgentView, fleet: AgentView) -> AgentView:
         state=merge_states([own.state, fleet.state]),
         era=own.era,
         config_order=own.config_order,
+        config_profiles=own.config_profiles,
         invalid=own.invalid,
         unreadable=own.unreadable or fleet.unreadable,
     )

@@ -18,10 +18,19 @@ from sidecar.sources.openclaw.layout import expand_user, is_valid_agent_id
 
 
 @dataclass(frozen=True)
+class ConfiguredProfile:
+    """``auth.profiles.<id>``: metadata only (OpenClaw's paste and login commands add one)."""
+
+    provider: str  # lowercased, as OpenClaw compares it
+    mode: str  # api_key, token, oauth (or aws-sdk, which needs no stored credential)
+
+
+@dataclass(frozen=True)
 class OpenClawConfig:
     agent_dirs: Mapping[str, Path] = field(default_factory=dict)
     agents: tuple[str, ...] = ()
     auth_order: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    auth_profiles: Mapping[str, ConfiguredProfile] = field(default_factory=dict)
     secret_providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
@@ -31,6 +40,7 @@ def parse_openclaw_config(text: str, *, path: Path, home: Path) -> OpenClawConfi
         agent_dirs=_agent_dirs(doc, path.parent, home),
         agents=_agent_ids(doc),
         auth_order=_auth_order(doc),
+        auth_profiles=_auth_profiles(doc),
         secret_providers=_secret_providers(doc),
     )
 
@@ -90,6 +100,20 @@ def _auth_order(doc: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
         str(p).lower(): tuple(i for i in ids if isinstance(i, str))
         for p, ids in order.items()
         if isinstance(ids, list)
+    }
+
+
+def _auth_profiles(doc: Mapping[str, Any]) -> dict[str, ConfiguredProfile]:
+    auth = doc.get("auth")
+    profiles = auth.get("profiles") if isinstance(auth, dict) else None
+    if not isinstance(profiles, dict):
+        return {}
+    return {
+        str(pid): ConfiguredProfile(entry["provider"].strip().lower(), entry["mode"])
+        for pid, entry in profiles.items()
+        if isinstance(entry, dict)
+        and isinstance(entry.get("provider"), str)
+        and isinstance(entry.get("mode"), str)
     }
 
 

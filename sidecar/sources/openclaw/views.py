@@ -1,4 +1,5 @@
-"""Read-through inheritance (store spec §7) and profile order (§4), as pure functions.
+"""Read-through inheritance (store spec §7), as pure functions; the order of an agent's
+profiles is ``order.py``'s.
 
 An agent's view is main's profiles overlaid by its own; each profile remembers its owner (the
 store a refresh or a usage update must be written to) and the file it came from.
@@ -6,11 +7,12 @@ store a refresh or a usage update must be written to) and the file it came from.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sidecar.errors import SidecarError
+from sidecar.sources.openclaw.config import ConfiguredProfile
 from sidecar.sources.openclaw.era import Era
 from sidecar.sources.openclaw.layout import DEFAULT_AGENT
 from sidecar.sources.openclaw.model import (
@@ -20,8 +22,6 @@ from sidecar.sources.openclaw.model import (
     Profile,
     UsageStats,
 )
-
-_TYPE_RANK = {"oauth": 0, "token": 1, "api_key": 2}
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class AgentView:
     state: AuthState
     era: Era
     config_order: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    config_profiles: Mapping[str, ConfiguredProfile] = field(default_factory=dict)
     invalid: Sequence[tuple[Path, InvalidEntry]] = ()
     # Why some of the agent's profiles could not be read at all (a fleet not reached since
     # start-up): a request that finds no profile answers this error instead of ``no_profile``.
@@ -71,6 +72,7 @@ def merge_view(
     *,
     now_ms: int,
     config_order: Mapping[str, tuple[str, ...]] | None = None,
+    config_profiles: Mapping[str, ConfiguredProfile] | None = None,
 ) -> AgentView:
     """Main's profiles ∪ the agent's own (the agent wins on the same id), except that an
     unusable OAuth copy of the agent's loses to a fresher one of main's (store spec §7)."""
@@ -87,6 +89,7 @@ def merge_view(
         state=merge_states([s.state for s in snapshots]),
         era=own.era if own is not None else (base.era if base else Era.NONE),
         config_order=dict(config_order or {}),
+        config_profiles=dict(config_profiles or {}),
         invalid=[(s.origin, e) for s in snapshots for e in s.invalid],
     )
 
@@ -131,55 +134,3 @@ def merge_inline_state(inline: AuthState, split: AuthState | None) -> AuthState:
         usage=split.usage if "usageStats" in split.raw else inline.usage,
         raw=raw,
     )
-
-
-def ordered_profiles(view: AgentView, providers: Sequence[str], now_ms: int) -> list[ProfileView]:
-    """OpenClaw's order for a provider: ``auth-state.json`` order, else ``openclaw.json``
-    ``auth.order``, else oauth < token < api_key then least recently used; profiles in
-    cooldown go last, soonest usable first."""
-    return list(usable_first(ranked_profiles(view, providers), view, now_ms))
-
-
-def ranked_profiles(view: AgentView, providers: Sequence[str]) -> list[ProfileView]:
-    """The order, cooldowns aside: it depends on the view alone, so a caller may keep it for as
-    long as it keeps the view."""
-    candidates = [v for v in view.profiles.values() if v.profile.provider in providers]
-    explicit = _explicit_order(view, providers)
-    if explicit:
-        rank = {pid: i for i, pid in enumerate(explicit)}
-        return sorted((v for v in candidates if v.id in rank), key=lambda v: rank[v.id])
-    return sorted(candidates, key=lambda v: _default_key(v, view.state))
-
-
-def usable_first(
-    ranked: Iterable[ProfileView],
-    view: AgentView,
-    now_ms: int,
-    cooling_until: Callable[[ProfileView], int] | None = None,
-) -> Iterator[ProfileView]:
-    """``ranked`` lazily, profiles in cooldown (the store's, or ``cooling_until``'s) moved last,
-    soonest usable first: the first usable profile comes without looking at the rest."""
-    later: list[tuple[int, ProfileView]] = []
-    for v in ranked:
-        usage = view.state.usage.get(v.id)
-        until = max(
-            usage.unusable_until() if usage else 0, cooling_until(v) if cooling_until else 0
-        )
-        if until > now_ms:
-            later.append((until, v))
-        else:
-            yield v
-    yield from (v for _, v in sorted(later, key=lambda pair: pair[0]))
-
-
-def _explicit_order(view: AgentView, providers: Sequence[str]) -> list[str]:
-    for source in (view.state.order, view.config_order):
-        ids = [pid for p in providers for pid in source.get(p, ())]
-        if ids:
-            return ids
-    return []
-
-
-def _default_key(view: ProfileView, state: AuthState) -> tuple[int, int, str]:
-    usage = state.usage.get(view.id)
-    return (_TYPE_RANK[view.profile.type], (usage.last_used if usage else None) or 0, view.id)

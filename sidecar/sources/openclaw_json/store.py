@@ -110,7 +110,12 @@ class JsonStore:
         own = self._cached_snapshot(agent)
         main = self._cached_snapshot(DEFAULT_AGENT) if agent != DEFAULT_AGENT else None
         return merge_view(
-            agent, own, main, now_ms=self.clock(), config_order=self._config.auth_order
+            agent,
+            own,
+            main,
+            now_ms=self.clock(),
+            config_order=self._config.auth_order,
+            config_profiles=self._config.auth_profiles,
         )
 
     def _cached_snapshot(self, agent: str) -> StoreSnapshot | None:

@@ -146,7 +146,12 @@ class SqliteStore:
         own = self.snapshot(agent)
         main = self.snapshot(DEFAULT_AGENT) if agent != DEFAULT_AGENT else None
         return merge_view(
-            agent, own, main, now_ms=self.clock(), config_order=self._config.auth_order
+            agent,
+            own,
+            main,
+            now_ms=self.clock(),
+            config_order=self._config.auth_order,
+            config_profiles=self._config.auth_profiles,
         )
 
     def _refuse_half_migrated(self, agent: str) -> None:

@@ -1,5 +1,5 @@
-"""``openclaw.json`` (JSON5): agent dirs, auth.order and secret providers; agentDir overrides
-applied by the store, except for main."""
+"""``openclaw.json`` (JSON5): agent dirs, auth.order, auth.profiles and secret providers;
+agentDir overrides applied by the store, except for main."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 from sidecar.errors import StoreError
 from sidecar.sources.openclaw.config import (
+    ConfiguredProfile,
     OpenClawConfig,
     load_openclaw_config,
     parse_openclaw_config,
@@ -25,7 +26,10 @@ PLAIN = """{
     "not an object"
   ]},
   "auth": {
-    "profiles": {"anthropic:work": {"provider": "anthropic", "mode": "token"}},
+    "profiles": {
+      "anthropic:work": {"provider": "Anthropic", "mode": "token"},
+      "openai:odd": {"provider": 7, "mode": "api_key"}, "x": "junk"
+    },
     "order": {"Anthropic": ["anthropic:work", "anthropic:default"], "openai": "junk"}
   },
   "secrets": {"providers": {"vault": {"source": "exec", "command": "/bin/vault"}, "x": 3}}
@@ -45,7 +49,10 @@ JSON5 = """// OpenClaw config, hand edited
       { id: "Bad", agentDir: "/tmp/bad" },
     ],
   },
-  auth: { order: { Anthropic: ['anthropic:work', 'anthropic:default'], openai: 'junk' } },
+  auth: {
+    profiles: { 'anthropic:work': { provider: 'Anthropic', mode: 'token' }, x: 'junk' },
+    order: { Anthropic: ['anthropic:work', 'anthropic:default'], openai: 'junk' },
+  },
   secrets: { providers: { vault: { source: 'exec', command: '/bin/vault' }, x: 3 } },
 }
 """
@@ -60,13 +67,15 @@ def expected(config: Path, home: Path) -> OpenClawConfig:
         },
         agents=("main", "work", "home", "rel"),
         auth_order={"anthropic": ("anthropic:work", "anthropic:default")},
+        auth_profiles={"anthropic:work": ConfiguredProfile("anthropic", "token")},
         secret_providers={"vault": {"source": "exec", "command": "/bin/vault"}},
     )
 
 
 @pytest.mark.parametrize("text", [PLAIN, JSON5], ids=["json", "json5"])
 def test_parse_config(tmp_path, text):
-    """Agent dirs (~ and relative paths resolved), valid agent ids only, lowercased order keys."""
+    """Agent dirs (~ and relative paths resolved), valid agent ids only, lowercased order keys
+    and providers of auth.profiles (entries without a provider and a mode skipped)."""
     path, home = tmp_path / "openclaw.json", tmp_path / "home"
     assert parse_openclaw_config(text, path=path, home=home) == expected(path, home)
 

@@ -1,15 +1,19 @@
-"""OpenClaw's usage bookkeeping (store spec §4) as pure functions of a fake ``now``: the cooldown
-ladders, the 24-hour counter reset, and what a success clears."""
+"""OpenClaw 2026.9.6's usage bookkeeping as pure functions of a fake ``now``: the ladders per
+reason, an active window kept, counters started over once the last window ended, a provider's
+reset as the cooldown's end, subscription blocks, model-scoped cooldowns, and what a success or
+a clear resets. tests/interop/test_failover_interop.py runs the same sequences through
+OpenClaw's own functions."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from sidecar.sources.openclaw import usage
 from sidecar.sources.openclaw.model import AuthState, UsageStats, parse_usage
-from sidecar.sources.openclaw.usage import FailureReason
+from sidecar.sources.openclaw.usage import Failure, FailureReason
 
 T0 = 1_767_225_600_000
 SEC = 1_000
@@ -18,167 +22,271 @@ HOUR = 60 * MIN
 DAY = 24 * HOUR
 
 
-def windows(reasons: list[FailureReason], step_ms: int = SEC) -> list[int]:
-    """The window each failure opens (until - at), failures ``step_ms`` apart from T0."""
+def run(steps: list[tuple[int, Failure]], start: dict[str, Any] | None = None) -> UsageStats:
+    stats = parse_usage(start) if start is not None else None
+    for at, failure in steps:
+        stats = usage.after_failure(stats, failure, at)
+    assert stats is not None
+    return stats
+
+
+def windows(reason: FailureReason, gaps: list[int]) -> list[int]:
+    """The window each failure opens (until - at), each ``gap`` after the one before."""
     stats: UsageStats | None = None
-    out = []
-    for i, reason in enumerate(reasons):
-        at = T0 + i * step_ms
-        stats = usage.after_failure(stats, reason, at)
+    out, at = [], T0
+    for gap in gaps:
+        at += gap
+        stats = usage.after_failure(stats, Failure(reason), at)
         out.append(stats.unusable_until() - at)
     return out
 
 
-@pytest.mark.parametrize("reason", sorted(usage.TRANSIENT))
-def test_transient_ladder_is_30s_60s_then_5min(reason: FailureReason) -> None:
-    """rate_limit/timeout/overloaded/auth cool down 30 s, 60 s, then 5 min from then on."""
-    assert windows([reason] * 5) == [30 * SEC, 60 * SEC, 5 * MIN, 5 * MIN, 5 * MIN]
+def test_rate_limits_double_from_30_s_as_their_count_grows() -> None:
+    """rate_limit: 30 s doubling per rate limit (the count outlives the windows), up to 24 h."""
+    gap = DAY + SEC  # each one after the previous window ended
+    assert windows("rate_limit", [0] + [gap] * 13) == [
+        30 * SEC, MIN, 2 * MIN, 4 * MIN, 8 * MIN, 16 * MIN, 32 * MIN, 64 * MIN, 128 * MIN,
+        256 * MIN, 512 * MIN, 1024 * MIN, DAY, DAY,
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("reason", "expected"),
-    [
-        ("billing", [5 * HOUR, 10 * HOUR, 20 * HOUR, 24 * HOUR, 24 * HOUR]),
-        ("auth_permanent", [10 * MIN, 20 * MIN, 40 * MIN, 60 * MIN, 60 * MIN]),
-    ],
+    ("reason", "first", "again"),
+    [("billing", 10 * MIN, 10 * MIN), ("auth_permanent", 10 * MIN, 10 * MIN)],
 )
-def test_disabling_ladders_double_up_to_their_cap(
-    reason: FailureReason, expected: list[int]
+def test_disables_start_at_10_min_and_start_over_once_ended(
+    reason: FailureReason, first: int, again: int
 ) -> None:
-    """billing disables 5 h doubling to 24 h; auth_permanent 10 min doubling to 60 min."""
-    assert windows([reason] * 5, step_ms=MIN) == expected
+    """billing and auth_permanent disable for 10 min; a failure after the window ended starts
+    the count over (2026.6.1 began billing at 5 h)."""
+    assert windows(reason, [0, 11 * MIN]) == [first, again]
 
 
 @pytest.mark.parametrize(
-    ("reason", "expected"),
+    ("reason", "counts", "step"),
     [
-        (
-            "rate_limit",
-            {
-                "errorCount": 1,
-                "failureCounts": {"rate_limit": 1},
-                "lastFailureAt": T0,
-                "cooldownUntil": T0 + 30 * SEC,
-                "cooldownReason": "rate_limit",
-            },
-        ),
-        (
-            "billing",
-            {
-                "errorCount": 1,
-                "failureCounts": {"billing": 1},
-                "lastFailureAt": T0,
-                "disabledUntil": T0 + 5 * HOUR,
-                "disabledReason": "billing",
-            },
-        ),
+        ("billing", 2, 20 * MIN),
+        ("billing", 5, 160 * MIN),
+        ("billing", 9, DAY),
+        ("auth_permanent", 3, 40 * MIN),
+        ("auth_permanent", 4, HOUR),
     ],
 )
-def test_first_failure_in_openclaws_shape(reason: FailureReason, expected: dict[str, Any]) -> None:
-    """A first failure writes OpenClaw's keys: counts, time, and a cooldown or disabled window."""
-    assert dict(usage.after_failure(None, reason, T0).raw) == expected
+def test_disables_double_with_their_count_up_to_the_cap(
+    reason: FailureReason, counts: int, step: int
+) -> None:
+    """While a disable lasts its count grows: the next window, once recomputed, doubles."""
+    assert (
+        usage.capped_backoff(
+            counts,
+            usage.BILLING_BASE_MS if reason == "billing" else usage.AUTH_PERMANENT_BASE_MS,
+            usage.BILLING_MAX_MS if reason == "billing" else usage.AUTH_PERMANENT_MAX_MS,
+        )
+        == step
+    )
 
 
-def test_failures_of_different_reasons_share_the_error_count() -> None:
-    """The transient step follows errorCount over all reasons; billing counts only billing."""
-    stats = usage.after_failure(None, "billing", T0)
-    stats = usage.after_failure(stats, "rate_limit", T0 + SEC)
-    stats = usage.after_failure(stats, "billing", T0 + 2 * SEC)
+@pytest.mark.parametrize("reason", ["timeout", "auth", "overloaded", "session_expired"])
+def test_other_failures_cool_30_s_and_start_over_once_ended(reason: FailureReason) -> None:
+    """The 30 s / 1 min / 5 min ladder follows errorCount, which starts over when the previous
+    window has ended: failures a minute apart each get 30 s."""
+    assert windows(reason, [0, MIN, MIN]) == [30 * SEC] * 3
+
+
+def test_the_1_and_5_minute_steps_come_while_another_window_holds() -> None:
+    """errorCount only climbs while the profile is unusable: here a billing disable holds it,
+    so the second timeout cools 1 min and the third 5 min."""
+    stats = run(
+        [
+            (T0, Failure("billing")),
+            (T0 + MIN, Failure("timeout")),
+            (T0 + 2 * MIN, Failure("timeout")),
+        ]
+    )
+    assert (stats.raw["errorCount"], stats.raw["cooldownUntil"]) == (3, T0 + 2 * MIN + 5 * MIN)
+
+
+def test_an_active_window_is_kept_not_recomputed() -> None:
+    """A second rate limit inside the first window keeps its end; the count still grows."""
+    stats = run([(T0, Failure("rate_limit")), (T0 + 10 * SEC, Failure("rate_limit"))])
     assert dict(stats.raw) == {
-        "errorCount": 3,
-        "failureCounts": {"billing": 2, "rate_limit": 1},
-        "lastFailureAt": T0 + 2 * SEC,
-        "disabledUntil": T0 + 2 * SEC + 10 * HOUR,
-        "disabledReason": "billing",
-        "cooldownUntil": T0 + SEC + 60 * SEC,
+        "errorCount": 2,
+        "failureCounts": {"rate_limit": 2},
+        "lastFailureAt": T0 + 10 * SEC,
+        "cooldownUntil": T0 + 30 * SEC,
         "cooldownReason": "rate_limit",
     }
 
 
-@pytest.mark.parametrize(
-    ("reason", "gap", "errors", "count", "window"),
-    [
-        ("rate_limit", DAY, 4, 4, 5 * MIN),  # exactly 24 h: still counted
-        ("rate_limit", DAY + 1, 1, 1, 30 * SEC),  # older than 24 h: counters start over
-        ("billing", DAY, 4, 4, 24 * HOUR),
-        ("billing", DAY + 1, 1, 1, 5 * HOUR),
-    ],
-)
-def test_counters_reset_after_24_hours(
-    reason: FailureReason, gap: int, errors: int, count: int, window: int
-) -> None:
-    """Counters older than 24 h since the last failure start over; the ladder with them."""
-    stats: UsageStats | None = None
-    for i in range(3):
-        stats = usage.after_failure(stats, reason, T0 + i * SEC)
-    at = T0 + 2 * SEC + gap
-    stats = usage.after_failure(stats, reason, at)
-    assert (stats.error_count, stats.raw["failureCounts"], stats.unusable_until() - at) == (
-        errors,
-        {reason: count},
-        window,
+def test_counters_start_over_when_the_previous_window_ended() -> None:
+    """After the window: errorCount 1 and the other counts gone; rate_limit's count stays."""
+    stats = run(
+        [(T0, Failure("rate_limit")), (T0 + 31 * SEC, Failure("timeout"))],
+    )
+    assert (stats.raw["errorCount"], stats.raw["failureCounts"]) == (
+        1,
+        {"rate_limit": 1, "timeout": 1},
     )
 
 
+def test_a_first_failure_is_written_in_openclaws_key_order() -> None:
+    """Existing keys stay where they were; new ones follow in OpenClaw's assignment order."""
+    stats = run([(T0, Failure("rate_limit", model="gpt-5"))], {"lastUsed": T0 - DAY})
+    assert json.dumps(dict(stats.raw)) == json.dumps(
+        {
+            "lastUsed": T0 - DAY,
+            "errorCount": 1,
+            "failureCounts": {"rate_limit": 1},
+            "lastFailureAt": T0,
+            "cooldownUntil": T0 + 30 * SEC,
+            "cooldownReason": "rate_limit",
+            "cooldownModel": "gpt-5",
+        }
+    )
+
+
+def test_a_provider_reset_is_the_cooldowns_end() -> None:
+    """Retry-After (and the like) ends the cooldown, shorter or longer than the ladder, but
+    never before a window already open; a reset beyond a week is capped to a week."""
+    short = run([(T0, Failure("rate_limit", reset_ms=T0 + 2 * SEC))])
+    long = run([(T0, Failure("rate_limit", reset_ms=T0 + HOUR))])
+    inside = run(
+        [
+            (T0, Failure("rate_limit", reset_ms=T0 + HOUR)),
+            (T0 + MIN, Failure("rate_limit", reset_ms=T0 + 2 * MIN)),
+        ]
+    )
+    absurd = run([(T0, Failure("rate_limit", reset_ms=T0 + 400 * DAY))])
+    assert [s.raw["cooldownUntil"] for s in (short, long, inside, absurd)] == [
+        T0 + 2 * SEC,
+        T0 + HOUR,
+        T0 + HOUR,
+        T0 + 7 * DAY,
+    ]
+
+
+def test_a_codex_usage_window_is_a_subscription_block() -> None:
+    """A reset that ends a subscription window is written as OpenClaw's codex_rate_limits
+    block; the cooldown it replaces goes."""
+    stats = run(
+        [
+            (T0, Failure("rate_limit")),
+            (T0 + SEC, Failure("rate_limit", reset_ms=T0 + 5 * HOUR, window=True)),
+        ]
+    )
+    assert dict(stats.raw) == {
+        "errorCount": 1,
+        "failureCounts": {"rate_limit": 2},
+        "lastFailureAt": T0 + SEC,
+        "blockedUntil": T0 + 5 * HOUR,
+        "blockedReason": "subscription_limit",
+        "blockedSource": "codex_rate_limits",
+    }
+    again = usage.after_failure(stats, Failure("rate_limit"), T0 + MIN)
+    assert again is stats  # a rate limit inside the block changes nothing
+
+
 @pytest.mark.parametrize(
-    ("before", "after"),
+    ("asked", "until"),
+    [("gpt-5", T0 + 30 * SEC), ("gpt-5-mini", 0), (None, T0 + 30 * SEC)],
+)
+def test_a_rate_limit_holds_only_for_its_model(asked: str | None, until: int) -> None:
+    """cooldownModel scopes a rate limit: another model may use the profile; a request whose
+    model is not known is held, as OpenClaw holds one."""
+    stats = run([(T0, Failure("rate_limit", model="gpt-5"))])
+    assert usage.unusable_until(stats, asked, T0) == until
+    assert usage.is_model_scoped(stats)
+
+
+def test_a_disable_holds_for_every_model() -> None:
+    """Billing is never scoped: the profile rests for every model."""
+    stats = run([(T0, Failure("billing", model="gpt-5"))])
+    assert usage.unusable_until(stats, "gpt-5-mini", T0) == T0 + 10 * MIN
+    assert not usage.is_model_scoped(stats)
+
+
+def test_a_second_model_widens_the_scope() -> None:
+    """A rate limit on another model inside the window makes the cooldown profile-wide."""
+    stats = run(
+        [(T0, Failure("rate_limit", model="gpt-5")), (T0 + SEC, Failure("rate_limit", model="o3"))]
+    )
+    assert ("cooldownModel" in stats.raw, usage.unusable_until(stats, "gpt-4o", T0)) == (
+        False,
+        T0 + 30 * SEC,
+    )
+
+
+FULL = {
+    "lastUsed": T0 - DAY,
+    "blockedUntil": T0 + HOUR,
+    "blockedReason": "subscription_limit",
+    "blockedSource": "wham",
+    "blockedModel": "gpt-5",
+    "blockedScope": "model",
+    "cooldownUntil": T0 + MIN,
+    "cooldownReason": "auth",
+    "cooldownClassification": "wham_token_expired",
+    "cooldownModel": "gpt-5",
+    "disabledUntil": T0 + HOUR,
+    "disabledReason": "billing",
+    "errorCount": 3,
+    "failureCounts": {"rate_limit": 2, "billing": 1},
+    "lastFailureAt": T0 - MIN,
+    "futureKey": {"kept": True},
+}
+
+
+@pytest.mark.parametrize(
+    ("inherited", "after"),
     [
-        (None, {"lastUsed": T0, "errorCount": 0}),
         (
-            {
-                "lastUsed": T0 - DAY,
-                "errorCount": 3,
-                "failureCounts": {"rate_limit": 2, "billing": 1},
-                "lastFailureAt": T0 - MIN,
-                "cooldownUntil": T0 + MIN,
-                "cooldownReason": "rate_limit",
-                "cooldownModel": "gpt-5",
-                "disabledUntil": T0 + HOUR,
-                "disabledReason": "billing",
-                "blockedUntil": T0 + HOUR,
-                "blockedReason": "usage_limit",
-                "blockedSource": "wham",
-                "blockedModel": "gpt-5",
-                "futureKey": {"kept": True},
-            },
+            False,
             {
                 "lastUsed": T0,
                 "errorCount": 0,
                 "lastFailureAt": T0 - MIN,
                 "futureKey": {"kept": True},
+                "lastProbeAt": T0,
+            },
+        ),
+        (
+            True,
+            {
+                "lastUsed": T0 - DAY,
+                "errorCount": 0,
+                "lastFailureAt": T0 - MIN,
+                "futureKey": {"kept": True},
+                "lastProbeAt": T0,
             },
         ),
     ],
-    ids=["first-use", "after-failures"],
+    ids=["own", "inherited"],
 )
-def test_success_clears_every_window(before: dict[str, Any] | None, after: dict[str, Any]) -> None:
-    """A success: errorCount 0, windows and counts cleared, lastUsed now, other keys kept."""
-    stats = usage.after_success(parse_usage(before) if before else None, T0)
-    assert (dict(stats.raw), stats.in_cooldown(T0)) == (after, False)
+def test_success_clears_every_window(inherited: bool, after: dict[str, Any]) -> None:
+    """markAuthProfileSuccess: windows and counts cleared, lastProbeAt now, and lastUsed now
+    unless the agent only inherits the profile from main; other keys kept."""
+    stats = usage.after_success(parse_usage(FULL), T0, inherited=inherited)
+    assert (json.dumps(dict(stats.raw)), stats.in_cooldown(T0)) == (json.dumps(after), False)
+
+
+def test_a_clear_resets_the_windows_and_keeps_the_history() -> None:
+    """resetAuthProfileFailureState alone: usable now, lastUsed and lastFailureAt kept."""
+    stats = usage.cleared(parse_usage(FULL))
+    assert dict(stats.raw) == {
+        "lastUsed": T0 - DAY,
+        "errorCount": 0,
+        "lastFailureAt": T0 - MIN,
+        "futureKey": {"kept": True},
+    }
 
 
 @pytest.mark.parametrize(
-    ("status", "reason"),
-    [
-        (200, None),
-        (400, None),
-        (401, "auth"),
-        (402, "billing"),
-        (403, "auth"),
-        (404, None),
-        (408, "timeout"),
-        (429, "rate_limit"),
-        (500, "overloaded"),
-        (501, None),
-        (502, "overloaded"),
-        (503, "overloaded"),
-        (504, "timeout"),
-        (529, "overloaded"),
-    ],
+    ("provider", "exempt"),
+    [("openrouter", True), ("kilocode", True), ("OpenRouter", True), ("openai", False)],
 )
-def test_failure_reason_for_status(status: int, reason: str | None) -> None:
-    """Upstream statuses map to OpenClaw's failure reasons; others are not the profile's fault."""
-    assert usage.failure_reason_for_status(status) == reason
+def test_openrouter_and_kilocode_keep_no_cooldowns(provider: str, exempt: bool) -> None:
+    """isAuthCooldownBypassedForProvider."""
+    assert usage.is_cooldown_exempt(provider) is exempt
 
 
 def test_state_updates_replace_one_entry_and_keep_the_rest() -> None:
@@ -201,8 +309,8 @@ def test_state_updates_replace_one_entry_and_keep_the_rest() -> None:
 
 
 def test_a_cooldown_cleared_by_hand() -> None:
-    """clearAuthProfileCooldown: the stats reset, lastUsed and unknown keys kept; a profile
-    without stats, or another profile, untouched."""
+    """A manual clear (2026.9.6 resetAuthProfileFailureState): the stats reset, lastUsed and
+    unknown keys kept; a profile without stats, or another profile, untouched."""
     before = {
         "lastUsed": T0 - HOUR,
         "errorCount": 2,
@@ -216,7 +324,7 @@ def test_a_cooldown_cleared_by_hand() -> None:
     }
     other = UsageStats(last_used=5)
     state = AuthState(usage={"a:1": parse_usage(before), "a:2": other})
-    after = usage.cleared(state, "a:1")
+    after = usage.cleared_in(state, "a:1")
     assert dict(after.usage["a:1"].raw) == {
         "lastUsed": T0 - HOUR,
         "errorCount": 0,
@@ -224,4 +332,4 @@ def test_a_cooldown_cleared_by_hand() -> None:
         "futureKey": 1,
     }
     assert (after.usage["a:1"].in_cooldown(T0), after.usage["a:2"]) == (False, other)
-    assert usage.cleared(state, "a:3") is state
+    assert usage.cleared_in(state, "a:3") is state

@@ -10,7 +10,8 @@ import pytest
 
 from sidecar.sources.openclaw.era import Era
 from sidecar.sources.openclaw.model import parse_profiles, parse_state
-from sidecar.sources.openclaw.views import StoreSnapshot, merge_view, ordered_profiles
+from sidecar.sources.openclaw.order import ordered_profiles
+from sidecar.sources.openclaw.views import StoreSnapshot, merge_view
 
 NOW = 1_767_225_600_000
 MIN = 60_000
@@ -122,11 +123,12 @@ def test_cooling_profiles_ordered_by_soonest_usable():
 
 
 def test_expired_cooldown_is_not_cooldown():
-    """A window that ended is ignored."""
+    """A window that ended is ignored (ties keep the store's order: JavaScript's sort is
+    stable, and OpenClaw 2026.9.6 breaks no tie by id)."""
     usage = {"anthropic:oauth-b": {"cooldownUntil": NOW - 1}}
     assert order({"usageStats": usage}) == [
-        "anthropic:oauth-a",
         "anthropic:oauth-b",
+        "anthropic:oauth-a",
         "anthropic:setup",
         "anthropic:key",
         "anthropic:old-key",
