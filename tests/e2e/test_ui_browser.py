@@ -161,13 +161,17 @@ def test_the_page_in_a_browser(
     chat = {"model": "gpt-5", "messages": [{"role": "user", "content": "hi"}]}
     done = http.post(sidecar.url() + "/agents/work/openai/v1/chat/completions", json=chat)
     assert done.status_code == 200
-    fake.set_mode("rate_limit", times=1)
+    # A provider reset time is the cooldown's end (#19): long enough to still be shown.
+    fake.set_mode("rate_limit", times=1, retry_after="600")
     message = {
         "model": "claude-sonnet",
         "max_tokens": 8,
         "messages": [{"role": "user", "content": "hi"}],
     }
-    limited = http.post(sidecar.url() + "/agents/personal/anthropic/v1/messages", json=message)
+    # Pinned: an unpinned request would fail over to main's Anthropic key and succeed.
+    limited = http.post(
+        sidecar.url() + "/agents/personal/anthropic@anthropic:personal/v1/messages", json=message
+    )
     assert limited.status_code == 429
 
     browser.get(sidecar.url() + "/ui")
