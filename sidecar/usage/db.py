@@ -142,9 +142,12 @@ def open_for_writing(path: Path) -> sqlite3.Connection:
 def open_for_reading(path: Path) -> sqlite3.Connection | None:
     """The database for queries, or None when nothing was ever recorded there. Never creates
     it; WAL lets it read while a sidecar writes."""
-    if not path.is_file():
-        return None
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+    try:
+        if not path.is_file():
+            return None
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+    except OSError as exc:  # another user's database (a container's uid): one kind of error
+        raise sqlite3.OperationalError(f"cannot open {path}: {exc.strerror}") from exc
     conn.execute("PRAGMA query_only=1")
     return conn
 
