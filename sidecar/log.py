@@ -110,9 +110,23 @@ class HeldMatcher:
         by_tail: dict[str, list[str]] = {}
         for value in sorted(values, key=len, reverse=True):  # the longest value wins
             by_tail.setdefault(value[-MIN_HELD_LENGTH:], []).append(value)
-        pattern = re.compile(_trie(by_tail)) if by_tail else None
+        pattern = _compile_uncached(_trie(by_tail)) if by_tail else None
         self._state = _Compiled(version, pattern, by_tail)  # one assignment: thread-safe
         return self._state
+
+
+def _compile_uncached(source: str) -> re.Pattern[str]:
+    """``re.compile`` without ``re``'s cache: that cache would keep up to 512 of these patterns
+    (each is used by one matcher state only, and at 300 held values one is ~30 KB), so a
+    rotating login made a long-running sidecar grow by megabytes. ``re._compiler`` is the
+    function ``re.compile`` calls (Python 3.11 to 3.14); if it is ever gone, the cached path
+    is used and the pattern is evicted again at once."""
+    compiler = getattr(re, "_compiler", None)
+    if compiler is not None:
+        return cast(re.Pattern[str], compiler.compile(source, 0))
+    pattern = re.compile(source)
+    re.purge()
+    return pattern
 
 
 def _masked(

@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import os
+import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -324,3 +325,29 @@ def test_reconfiguring_keeps_one_library_handler() -> None:
     added = [h for h in root.handlers if h not in before]
     log.reset()
     assert (len(added), [h for h in root.handlers if h not in before]) == (1, [])
+
+
+def test_the_matcher_keeps_one_pattern_however_often_tokens_rotate() -> None:
+    """A rotating login changes the held set every few minutes for as long as the sidecar runs.
+    Each rebuild's pattern replaces the last one: none is kept elsewhere (``re``'s own cache
+    keeps up to 512, ~30 KB each at 300 values, which is how the soak once grew)."""
+    held = HeldValues(dead_kept=256)
+    matcher = log.HeldMatcher(held)
+    tails = [uuid.uuid4().hex for _ in range(400)]  # real tokens end in random characters
+    token = "rotating-" + "t" * 30 + "-{:06d}"
+    for n in range(300):  # a full set: 44 live, 256 dead
+        held.hold(token.format(n) + tails[n])
+        if n >= 44:
+            held.release(token.format(n - 44) + tails[n - 44])
+    matcher.mask_in("warm " * 10)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(300, 400):
+            held.hold(token.format(n) + tails[n])
+            held.release(token.format(n - 44) + tails[n - 44])
+            assert matcher.mask_in("warm " * 10) == "warm " * 10
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 512 * 1024, grown
