@@ -10,6 +10,8 @@ import subprocess
 from collections.abc import Iterable
 from importlib import metadata
 
+from bench.refcommon import fastest
+
 
 def spread(values: Iterable[float]) -> dict[str, float]:
     xs = sorted(values)
@@ -38,7 +40,17 @@ def _version(argv: list[str]) -> str:
     return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else "?"
 
 
-PACKAGES = ("httpx", "httpx-aiohttp", "aiohttp", "starlette", "uvicorn", "h11", "anyio")
+PACKAGES = (
+    "httpx",
+    "httpx-aiohttp",
+    "aiohttp",
+    "starlette",
+    "uvicorn",
+    "h11",
+    "httptools",
+    "uvloop",
+    "anyio",
+)
 
 
 def _package(name: str) -> str:
@@ -60,5 +72,6 @@ def machine() -> dict[str, object]:
         "wrk": _version(["wrk", "-v"]),
         "nginx": _version(["nginx", "-v"]),
         **{name: _package(name) for name in PACKAGES},
+        "references_run_on": "uvicorn http={} loop={}".format(*fastest()),
         "loadavg_at_start": os.getloadavg(),
     }
