@@ -13,7 +13,6 @@ from pathlib import Path
 import anyio
 import httpx
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from sidecar.auth import hints
 from sidecar.auth.copilot import CopilotApis
@@ -27,11 +26,11 @@ from sidecar.providers.catalog import ProviderSpec
 from sidecar.providers.flows import provider_auth
 from sidecar.providers.grants import ProviderAuth
 from sidecar.providers.ids import auth_provider_id
-from sidecar.proxy.admission import admitting
 from sidecar.proxy.agents import KnownAgents, Listing
 from sidecar.proxy.app import create_app, create_ops
 from sidecar.proxy.forward import Proxy
 from sidecar.proxy.metrics import Metrics
+from sidecar.proxy.protocol import listener_protocol
 from sidecar.proxy.transport import Upstream
 from sidecar.sources.choice import open_source
 from sidecar.sources.fleet.composite import with_fleet
@@ -235,10 +234,9 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
                 server_header=False,
                 date_header=False,  # the upstream's Date passes through; one is enough
                 proxy_headers=False,  # X-Forwarded-* from a caller never mean anything here
-                # h11, even where httptools is installed: httptools reduces an absolute-form
-                # target to its path, and such a request must be refused (invalid_path). With
-                # the listener's connection cap and request-head deadline ([clients]).
-                http=admitting(H11Protocol, settings.clients, metrics),
+                # httptools, keeping a target that is not a path whole (so it is refused),
+                # with the listener's connection cap and request-head deadline ([clients]).
+                http=listener_protocol(settings.clients, metrics),
                 ssl_certfile=listener.tls_cert_file,
                 ssl_keyfile=listener.tls_key_file,
                 timeout_graceful_shutdown=5,

@@ -10,10 +10,11 @@ is written straight to the socket, which is closed after it, whatever state the 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from sidecar.config.settings import ClientSettings
 from sidecar.errors import SidecarError
@@ -35,8 +36,8 @@ class TooManyConnections(SidecarError):
 
 
 def admitting(
-    base: type[H11Protocol], clients: ClientSettings, metrics: Metrics
-) -> type[H11Protocol]:
+    base: type[HttpToolsProtocol], clients: ClientSettings, metrics: Metrics
+) -> type[HttpToolsProtocol]:
     """``base`` with the listener's connection cap and request-head deadline."""
 
     class Admitting(base):  # type: ignore[valid-type,misc]
@@ -93,20 +94,30 @@ def admitting(
             )
 
         def _refuse(self, error: SidecarError) -> None:
-            transport: asyncio.Transport = self.transport
-            if transport.is_closing():
-                return
-            metrics.errors.labels(error.code).inc()
-            log.warning("connection_refused", error=error.code, open=len(self.connections))
-            transport.write(refusal_bytes(error))
-            transport.close()  # sends what was written, then FIN
+            refuse_connection(self.transport, error, metrics, open=len(self.connections))
 
     return Admitting
 
 
-def refusal_bytes(error: SidecarError) -> bytes:
+def refuse_connection(
+    transport: asyncio.Transport,
+    error: SidecarError,
+    metrics: Metrics,
+    extra: Sequence[tuple[bytes, bytes]] = (),
+    **fields: object,
+) -> None:
+    """Answer ``error`` straight on the socket, whatever state the parser is in, and close."""
+    if transport.is_closing():
+        return
+    metrics.errors.labels(error.code).inc()
+    log.warning("connection_refused", error=error.code, **fields)
+    transport.write(refusal_bytes(error, extra))
+    transport.close()  # sends what was written, then FIN
+
+
+def refusal_bytes(error: SidecarError, extra: Sequence[tuple[bytes, bytes]] = ()) -> bytes:
     """A whole HTTP/1.1 response reporting ``error``, after which the connection closes."""
     status, headers, body = error_body(error, "openai")
     lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}".encode("ascii")]
-    lines += [name + b": " + value for name, value in [*headers, (b"connection", b"close")]]
+    lines += [name + b": " + value for name, value in [*headers, *extra, (b"connection", b"close")]]
     return b"\r\n".join(lines) + b"\r\n\r\n" + body

@@ -70,22 +70,22 @@ def test_content_length_beside_chunked_is_refused_and_the_next_agent_is_unharmed
     )
 
 
-# (what is sent after the request line and Host, the error code: "<none>" where h11 itself
-# refuses the request before the app sees it; the sidecar's own check is behind it either way)
+# (what is sent after the request line and Host, the error code: the parser (llhttp) refuses
+# some of these before the app sees them, the edge the rest; the answer is the same either way)
 AMBIGUOUS: list[Any] = [
     pytest.param(["Transfer-Encoding: chunked", "Content-Length: 5"], "invalid_framing",
                  id="te-then-cl"),
     pytest.param(["Content-Length: 5", "Transfer-Encoding: CHUNKED"], "invalid_framing",
                  id="cl-then-te-upper"),
-    pytest.param(["Content-Length: 5", "Content-Length: 6"], "<none>", id="two-lengths"),
-    pytest.param(["Content-Length: 5, 6"], "<none>", id="length-list"),
-    pytest.param(["Content-Length: -5"], "<none>", id="negative-length"),
-    pytest.param(["Content-Length: 0x5"], "<none>", id="hex-length"),
-    pytest.param(["Content-Length: 5 5"], "<none>", id="spaced-length"),
-    pytest.param(["Transfer-Encoding: gzip, chunked"], "<none>", id="te-gzip-chunked"),
-    pytest.param(["Transfer-Encoding: chunked", "Transfer-Encoding: chunked"], "<none>",
+    pytest.param(["Content-Length: 5", "Content-Length: 6"], "invalid_framing", id="two-lengths"),
+    pytest.param(["Content-Length: 5, 6"], "invalid_framing", id="length-list"),
+    pytest.param(["Content-Length: -5"], "invalid_framing", id="negative-length"),
+    pytest.param(["Content-Length: 0x5"], "invalid_framing", id="hex-length"),
+    pytest.param(["Content-Length: 5 5"], "invalid_framing", id="spaced-length"),
+    pytest.param(["Transfer-Encoding: gzip, chunked"], "invalid_framing", id="te-gzip-chunked"),
+    pytest.param(["Transfer-Encoding: chunked", "Transfer-Encoding: chunked"], "invalid_framing",
                  id="two-te"),
-    pytest.param(["Transfer-Encoding: identity"], "<none>", id="te-identity"),
+    pytest.param(["Transfer-Encoding: identity"], "invalid_framing", id="te-identity"),
 ]  # fmt: skip
 
 
@@ -132,6 +132,58 @@ def test_trace_and_connect_are_refused(
         "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
         [],
     )
+
+
+@pytest.mark.parametrize(
+    ("target", "code"),
+    [
+        ("http://evil.example/healthz", "invalid_path"),
+        ("http://evil.example/openai/v1/models", "invalid_path"),
+        ("*", "invalid_path"),
+        ("evil:80", "malformed_request"),  # authority form outside CONNECT: llhttp refuses it
+    ],
+)
+def test_a_target_that_is_not_a_path_is_refused_whole(
+    sidecar: Running, raw: RawUpstream, leaks: Leaks, target: str, code: str
+) -> None:
+    """The parser hands over the whole target; a path inside an absolute-form one is never
+    served (not even the health check), and nothing goes upstream."""
+    port = sidecar.sidecar.ports[0]
+    with RawClient(port, leaks) as client:
+        answer = client.request(head("GET", target, port))
+    assert (answer.status, answer.code, raw.requests) == (400, code, [])
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (b"GET /healthz HTTP/1.1\r\nX-Bad: a\x01b\r\n\r\n", 400, "malformed_request"),
+        (b"GET /a b HTTP/1.1\r\n\r\n", 400, "malformed_request"),
+        (b"BREW /openai/v1/models HTTP/1.1\r\n\r\n", 405, "method_not_allowed"),
+        (b"POST /openai/v1/models HTTP/1.1\r\nContent-Length: 1\r\n\tfolded\r\n\r\nx", 400,
+         "malformed_request"),
+    ],
+    ids=["control-char", "space-in-target", "unknown-method", "obs-fold"],
+)  # fmt: skip
+def test_what_the_parser_refuses_gets_the_sidecars_error_and_a_close(
+    sidecar: Running, raw: RawUpstream, leaks: Leaks, request_bytes: bytes, status: int, code: str
+) -> None:
+    """A request llhttp refuses never reaches the app: the answer is the sidecar's JSON error,
+    then the connection closes, and nothing goes upstream."""
+    port = sidecar.sidecar.ports[0]
+    with RawClient(port, leaks) as client:
+        answer = client.request(request_bytes)
+        assert (answer.status, answer.code, client.closed()) == (status, code, True)
+    assert raw.requests == []
+
+
+def test_nothing_after_a_connect_is_read(sidecar: Running, raw: RawUpstream, leaks: Leaks) -> None:
+    """The bytes after a CONNECT head would be a tunnel's: they are never parsed as a request."""
+    port = sidecar.sidecar.ports[0]
+    with RawClient(port, leaks) as client:
+        answer = client.request(head("CONNECT", "127.0.0.1:443", port) + head("GET", PATH, port))
+        assert (answer.status, client.closed()) == (405, True)
+    assert raw.requests == []
 
 
 @pytest.mark.parametrize(
