@@ -14,7 +14,7 @@ import re
 import sys
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, TextIO, cast
+from typing import Any, Final, TextIO, cast
 
 import structlog
 
@@ -189,25 +189,32 @@ _HELD_MATCHER = HeldMatcher(HELD)
 
 
 def redact_value(value: Any) -> Any:
-    if isinstance(value, Secret):
-        return repr(value)
+    # Ordered by how often each kind is logged: most fields are plain numbers, None or short
+    # names, and an ABC isinstance (Mapping) costs as much as the rest of a line's checks.
+    if value is None or type(value) in _PLAIN_TYPES:
+        return value
     if isinstance(value, str):
         # Held values first: a shape can cover part of one, and the rest would then show.
         if len(value) >= MIN_HELD_LENGTH:
             value = _HELD_MATCHER.mask_in(value)
         return _SECRET_SHAPES.sub(_mask_shape, value) if _may_hold_secret(value) else value
-    if isinstance(value, Mapping):
+    if isinstance(value, Secret):
+        return repr(value)
+    if isinstance(value, dict | Mapping):
         return {
             k: ("***" if str(k).lower() in _SECRET_KEYS else redact_value(v))
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
         return [redact_value(v) for v in value]
-    if value is None or isinstance(value, bool | int | float):
+    if isinstance(value, bool | int | float):
         return value
     # Anything else would be rendered by its repr (JSONRenderer's fallback), and an exception's
     # repr can quote a token: redact that text here, before the renderer sees the object.
     return redact_value(repr(value))
+
+
+_PLAIN_TYPES: Final = frozenset({bool, int, float})
 
 
 def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:

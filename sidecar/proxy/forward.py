@@ -506,7 +506,7 @@ class Proxy:
     # --- sending ---------------------------------------------------------------------------------
 
     async def _send(
-        self, scope: Scope, url: str, spec: ProviderSpec, cred: Credential, content: Any
+        self, scope: Scope, url: httpx.URL, spec: ProviderSpec, cred: Credential, content: Any
     ) -> httpx.Response:
         if not may_carry(spec, cred.provider, cred.type):
             # The last word, whatever chose the profile: every upstream request (first send and
@@ -539,7 +539,7 @@ class Proxy:
     async def _replay(
         self,
         scope: Scope,
-        url: str,
+        url: httpx.URL,
         spec: ProviderSpec,
         cred: Credential,
         chosen: ProfileView,

@@ -88,6 +88,8 @@ class Metrics:
             registry=self.registry,
         )
         self._token_children: dict[tuple[str, str, str, str], tuple[Counter, ...]] = {}
+        # Holds what the registry holds already (a child per label set): no new cardinality.
+        self._request_children: dict[tuple[str, str, int, str], tuple[Counter, Histogram]] = {}
         self.usage_dropped = Counter(
             "openclaw_sidecar_usage_dropped",
             "Requests not recorded in the usage database (it could not be written for too long)",
@@ -103,8 +105,16 @@ class Metrics:
         credential_s: float | None = None,
         owner: str = "-",
     ) -> None:
-        self.requests.labels(agent, provider, str(status), owner).inc()
-        self.latency.labels(agent, provider).observe(seconds)
+        key = (agent, provider, status, owner)
+        children = self._request_children.get(key)
+        if children is None:  # as for tokens: one labels() look-up per series, not per request
+            children = (
+                self.requests.labels(agent, provider, str(status), owner),
+                self.latency.labels(agent, provider),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
         if credential_s is not None:
             self.credential_wait.labels(agent, provider).observe(credential_s)
 

@@ -6,6 +6,7 @@ provider's configured base URL, whatever the path, Host header or request target
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Collection, Mapping
@@ -36,6 +37,12 @@ _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # Enough for any honest client; a segment still changing after this many decodes is an attack.
 _MAX_DECODE_ROUNDS = 4
 _SHOWN_LENGTH = 64
+# Fast paths: a path of visible ASCII without '\\', '?', '#' (what nearly every request is), a
+# segment with nothing to decode, a query of visible ASCII without '#'. Anything else takes the
+# checks that name what is wrong.
+_PLAIN_PATH = re.compile(rb"/[!\"$->@-\[\]-~]*")
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@-]*")
+_PLAIN_QUERY = re.compile(rb"[!-\"$-~]*")
 
 
 def is_ui_path(path: str) -> bool:
@@ -93,27 +100,44 @@ def repeated_base_tail(base_url: str, upstream_path: str) -> str | None:
     The client URL rule (README): ``/<provider>`` stands for the whole base_url, so a client's
     base URL never repeats a part of it. A client that does (``…/my-llm/v1`` for a base_url
     ending in ``/v1``) would send ``/v1/v1/…`` upstream: no API has such paths."""
-    base = [s for s in httpx.URL(base_url).raw_path.decode("ascii").split("/") if s]
-    path = upstream_path.split("/")[1:]
+    base = _base_segments(base_url)
+    path = tuple(upstream_path.split("/")[1:])
     for k in range(len(base), 0, -1):
         if path[:k] == base[-k:]:
             return "/" + "/".join(base[-k:])
     return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _base_segments(base_url: str) -> tuple[str, ...]:
+    return tuple(s for s in httpx.URL(base_url).raw_path.decode("ascii").split("/") if s)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_base(base_url: str) -> httpx.URL | None:
+    try:
+        return httpx.URL(base_url)
+    except httpx.InvalidURL:
+        return None
+
+
 def upstream_url(
     base_url: str, upstream_path: str, query: bytes, *, provider: str | None = None
-) -> str:
+) -> httpx.URL:
     """``base_url`` + path (+ query), refused unless the result stays under ``base_url`` and the
-    path does not start by repeating the end of ``base_url`` (``repeated_base_tail``)."""
+    path does not start by repeating the end of ``base_url`` (``repeated_base_tail``). Parsed
+    once, here: the request is built from this URL as it is."""
     if upstream_path and not upstream_path.startswith("/"):
         raise InvalidPath(f"upstream path {_shown(upstream_path)} must start with '/'")
     if any(segment in (".", "..") for segment in upstream_path.split("/")):
         raise InvalidPath(f"upstream path {_shown(upstream_path)} has a '.' or '..' segment")
-    if any(byte < 0x21 or byte > 0x7E or byte == ord("#") for byte in query):
+    if _PLAIN_QUERY.fullmatch(query) is None:
         raise InvalidPath("the query string holds a space, control, '#' or non-ASCII byte")
-    url = base_url + upstream_path + (f"?{query.decode('ascii')}" if query else "")
-    if not _stays_under(base_url, url):
+    try:
+        url = httpx.URL(base_url + upstream_path + (f"?{query.decode('ascii')}" if query else ""))
+    except httpx.InvalidURL:
+        url = None
+    if url is None or not _stays_under(base_url, url):
         raise InvalidPath(f"the path {_shown(upstream_path)} would leave the provider's base URL")
     repeated = repeated_base_tail(base_url, upstream_path)
     if repeated is not None:
@@ -127,10 +151,9 @@ def upstream_url(
     return url
 
 
-def _stays_under(base_url: str, url: str) -> bool:
-    try:
-        base, target = httpx.URL(base_url), httpx.URL(url)
-    except httpx.InvalidURL:
+def _stays_under(base_url: str, target: httpx.URL) -> bool:
+    base = _parsed_base(base_url)
+    if base is None:
         return False
     if (base.scheme, base.userinfo, base.host, base.port) != (
         target.scheme,
@@ -145,6 +168,11 @@ def _stays_under(base_url: str, url: str) -> bool:
 
 
 def _checked_path(raw_path: bytes) -> str:
+    if _PLAIN_PATH.fullmatch(raw_path) is not None and not raw_path.startswith(b"//"):
+        path = raw_path.decode("ascii")
+        for segment in path.split("/"):
+            _check_segment(segment)
+        return path
     if not raw_path.startswith(b"/") or raw_path.startswith(b"//"):
         raise InvalidPath("the request target must be a path starting with a single '/'")
     if any(byte < 0x21 or byte > 0x7E for byte in raw_path):
@@ -158,6 +186,10 @@ def _checked_path(raw_path: bytes) -> str:
 
 
 def _check_segment(segment: str) -> None:
+    if _PLAIN_SEGMENT.fullmatch(segment) is not None:  # nothing to decode or fold
+        if segment in (".", ".."):
+            raise InvalidPath(f"'.' or '..' segment {_shown(segment)}")
+        return
     if _BAD_ESCAPE.search(segment):
         raise InvalidPath(f"malformed percent-escape in {_shown(segment)}")
     decoded = _fully_decoded(segment)

@@ -53,7 +53,7 @@ class Upstream:
     def request(
         self,
         method: str,
-        url: str,
+        url: httpx.URL | str,
         headers: list[tuple[bytes, bytes]],
         content: bytes | AsyncIterable[bytes],
         *,

@@ -142,7 +142,7 @@ def test_routes_from_traversal_pieces(pieces: list[str], lead: str, query: bytes
         route = resolve_route(
             raw, {}, bound_agent=None, default_agent="main", providers=["openai", "anthropic"]
         )
-        url = upstream_url(BASE, route.upstream_path, query)
+        url = str(upstream_url(BASE, route.upstream_path, query))
     except RouteError:
         return
     assert url == BASE or url.startswith((BASE + "/", BASE + "?"))
