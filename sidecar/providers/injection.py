@@ -54,7 +54,7 @@ def credential_injection(
         if cred_type != "api_key" and provider.token_auth is not None:
             auth = provider.token_auth  # e.g. Anthropic-style APIs: keys x-api-key, tokens Bearer
         extra = _quirk_headers(provider, cred_type)
-        return Injection(set=(_auth_header(auth, secret),), set_if_absent=extra)
+        return Injection(set=_auth_headers(auth, secret), set_if_absent=extra)
     return Injection(set=(bearer,))
 
 
@@ -70,16 +70,19 @@ def _quirk_headers(
     return ()
 
 
-def _auth_header(auth: str, secret: str) -> tuple[str, str]:
-    """``bearer``, ``x-api-key``, ``header:<Name>`` (the bare secret) or ``authorization:<Scheme>``
-    (e.g. fal's ``Authorization: Key <secret>``)."""
+def _auth_headers(auth: str, secret: str) -> tuple[tuple[str, str], ...]:
+    """``bearer``, ``x-api-key``, ``header:<Name>`` (the bare secret), ``authorization:<Scheme>``
+    (e.g. fal's ``Authorization: Key <secret>``), or ``none``: a provider OpenClaw sends no
+    credential to (Apple's on-device models), so the secret goes nowhere."""
+    if auth == "none":
+        return ()
     if auth == "x-api-key":
-        return ("x-api-key", secret)
+        return (("x-api-key", secret),)
     if auth.startswith("header:"):
-        return (auth.removeprefix("header:").lower(), secret)
+        return ((auth.removeprefix("header:").lower(), secret),)
     if auth.startswith("authorization:"):
-        return ("authorization", f"{auth.removeprefix('authorization:')} {secret}")
-    return ("authorization", f"Bearer {secret}")
+        return (("authorization", f"{auth.removeprefix('authorization:')} {secret}"),)
+    return (("authorization", f"Bearer {secret}"),)
 
 
 def _check_header_value(value: str, provider: str, what: str) -> None:

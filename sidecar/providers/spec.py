@@ -42,7 +42,8 @@ class ProviderSpec:
     name: str
     kind: ProviderKind
     base_url: str  # "" when the endpoint is per user and not configured
-    # How an api_key is sent: bearer | x-api-key | header:<Name> | authorization:<Scheme>.
+    # How an api_key is sent: bearer | x-api-key | header:<Name> | authorization:<Scheme>, or
+    # none (OpenClaw sends no credential to it: nothing is sent).
     auth: str = "bearer"
     error_style: ErrorStyle = "openai"
     token_url: str | None = None

@@ -61,7 +61,15 @@ ENTRIES = sorted(CATALOG.values(), key=lambda e: e.spec.name)
 CONFIG_ONLY = [
     e.spec.name for e in ENTRIES if not e.spec.base_url and e.spec.name not in PROFILE_ENDPOINTS
 ]
-CASES = [(entry, cred) for entry in ENTRIES for cred in entry.credentials]
+
+
+def tried_with(entry: CatalogEntry) -> tuple[str, ...]:
+    """The profile types to try: those OpenClaw stores, or for a provider it stores none for
+    (apple-fm) an API key a user wrote by hand, which must then go nowhere."""
+    return entry.credentials or ("api_key",)
+
+
+CASES = [(entry, cred) for entry in ENTRIES for cred in tried_with(entry)]
 
 
 def owner(spec: ProviderSpec) -> str:
@@ -82,13 +90,15 @@ def expected_base(spec: ProviderSpec, cred: str) -> str:
     return spec.base_url or configured_url(spec.name)
 
 
-def expected_header(spec: ProviderSpec, cred: str, secret: str) -> tuple[str, str]:
+def expected_header(spec: ProviderSpec, cred: str, secret: str) -> tuple[str, str] | None:
     """The header the catalog says carries this credential type (docs/providers.md's columns:
     an API key as ``auth``, a token or OAuth access token as ``token_auth``, else as ``auth``;
-    the three built-in kinds send tokens as Bearer)."""
+    the three built-in kinds send tokens as Bearer); None for ``none``."""
     auth = spec.auth
     if cred != "api_key":
         auth = spec.token_auth or (auth if spec.kind == "generic" else "bearer")
+    if auth == "none":
+        return None
     if auth == "bearer":
         return "authorization", f"Bearer {secret}"
     if auth.startswith("authorization:"):
@@ -250,8 +260,10 @@ def only_request(world: World) -> Seen:
     return seen[0]
 
 
-def assert_arrived(seen: Seen, base: str, path: str, header: tuple[str, str], secret: str) -> None:
-    """At the base URL's host and path, in ``header`` and nowhere else."""
+def assert_arrived(
+    seen: Seen, base: str, path: str, header: tuple[str, str] | None, secret: str
+) -> None:
+    """At the base URL's host and path, in ``header`` and nowhere else (None: nowhere)."""
     parts = urlsplit(base)
     assert (seen.method, seen.host, seen.path, seen.query) == (
         "POST",
@@ -260,8 +272,10 @@ def assert_arrived(seen: Seen, base: str, path: str, header: tuple[str, str], se
         "",
     )
     carrying = [(name, value) for name, value in seen.headers if secret in value]
-    assert carrying == [header]
-    assert {name for name, _ in seen.headers} & CREDENTIAL_HEADERS == {header[0]}
+    assert carrying == ([header] if header else [])
+    assert {name for name, _ in seen.headers} & CREDENTIAL_HEADERS == (
+        {header[0]} if header else set()
+    )
     assert secret.encode() not in seen.body
     assert all(PLACEHOLDER not in value for _, value in seen.headers)
 
@@ -292,7 +306,7 @@ def test_a_per_user_endpoint_without_config_names_the_key(world: World, name: st
     """With zero config a provider whose endpoint is per user (and in no profile) is not
     guessed: the answer names the config key to set, and nothing is sent anywhere."""
     spec = CATALOG[name].spec
-    cred = CATALOG[name].credentials[0]
+    cred = tried_with(CATALOG[name])[0]
     response = send(world, world.zero, AGENT_FOR[cred], name, "/chat/completions")
     assert (response.status_code, response.headers["x-openclaw-sidecar-error"]) == (
         404,

@@ -62,6 +62,9 @@ CLAIMED = jwt({"https://api.openai.com/auth": {"chatgpt_account_id": "acct-claim
          Injection(set=(("x-goog-api-key", "SECRET"),))),
         (replace(GENERIC, auth="authorization:Key"), "api_key", None,
          Injection(set=(("authorization", "Key SECRET"),))),
+        # A provider OpenClaw sends no credential to (apple-fm): the secret goes nowhere.
+        (replace(GENERIC, auth="none"), "api_key", None, Injection()),
+        (replace(GENERIC, auth="none"), "token", None, Injection()),
         (replace(GENERIC, auth="x-api-key", token_auth="bearer"), "api_key", None,
          Injection(set=(("x-api-key", "SECRET"),))),
         (replace(GENERIC, auth="x-api-key", token_auth="bearer"), "token", None,
