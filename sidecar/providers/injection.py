@@ -1,18 +1,20 @@
 """How a profile's credential is sent to its provider: the headers to set, fill or merge
-(store spec §9). Pure: the proxy applies an ``Injection`` to the outgoing headers
-(``sidecar.proxy.headers``)."""
+(store spec §9), and what the provider's request quirks add (``providers/quirks.py``). Pure:
+the proxy applies an ``Injection`` to the outgoing request (``sidecar.proxy.headers``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final, Literal
+from dataclasses import dataclass, replace
+from typing import Final
 
 from sidecar.errors import StoreError
 from sidecar.providers import copilot, xai
 from sidecar.providers.catalog import ProviderSpec
 from sidecar.providers.grants import chatgpt_account_id
+from sidecar.providers.quirks import NO_QUIRK, request_quirk
+from sidecar.providers.spec import CredentialType
 
-CredentialType = Literal["api_key", "token", "oauth"]
+__all__ = ["ANTHROPIC_BETA", "CredentialType", "Injection", "credential_injection"]
 
 ANTHROPIC_BETA: Final = "anthropic-beta"
 ANTHROPIC_OAUTH_BETA: Final = "oauth-2025-04-20"
@@ -35,9 +37,27 @@ class Injection:
 
 
 def credential_injection(
-    provider: ProviderSpec, cred_type: CredentialType, secret: str, *, account_id: str | None
+    provider: ProviderSpec,
+    cred_type: CredentialType,
+    secret: str,
+    *,
+    account_id: str | None,
+    url: str = "",
+    body: bytes | None = None,
 ) -> Injection:
-    """The headers that carry a profile's credential to ``provider`` (store spec §9)."""
+    """The headers that carry a profile's credential to ``provider`` (store spec §9), and what
+    its request quirks add for a request to ``url`` whose body, when the proxy holds it, is
+    ``body``."""
+    injection = _headers(provider, cred_type, secret, account_id)
+    quirk = request_quirk(provider, cred_type, secret, url, body)
+    if quirk is NO_QUIRK:
+        return injection
+    return replace(injection, set_if_absent=injection.set_if_absent + quirk.headers)
+
+
+def _headers(
+    provider: ProviderSpec, cred_type: CredentialType, secret: str, account_id: str | None
+) -> Injection:
     _check_header_value(secret, provider.name, "credential")
     bearer = ("authorization", f"Bearer {secret}")
     if provider.kind == "openai-codex" or (provider.kind == "openai" and cred_type == "oauth"):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 ProviderKind = Literal["openai", "openai-codex", "anthropic", "generic"]
+CredentialType = Literal["api_key", "token", "oauth"]
 ErrorStyle = Literal["openai", "anthropic"]
 # How a provider's OAuth logins are refreshed, as OpenClaw refreshes them (providers/flows.py);
 # "none": OpenClaw cannot refresh them either, the user signs in again.

@@ -240,14 +240,25 @@ def world(tmp_path_factory: pytest.TempPathFactory, leaks: Leaks) -> Iterator[Wo
         assert interception.proxy.refused == []
 
 
-def send(world: World, sidecar: Sidecar, agent: str, route: str, path: str) -> httpx.Response:
+CHAT = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'
+
+
+def send(
+    world: World,
+    sidecar: Sidecar,
+    agent: str,
+    route: str,
+    path: str,
+    body: bytes = CHAT,
+    extra: Mapping[str, str] | None = None,
+) -> httpx.Response:
     """A client request as an SDK would send it, with placeholder credentials of its own."""
     headers = {
         "authorization": f"Bearer {PLACEHOLDER}",
         "x-api-key": PLACEHOLDER,
         "content-type": "application/json",
+        **(extra or {}),
     }
-    body = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'
     url = f"{sidecar.url()}/agents/{agent}/{route}{path}"
     response = world.http.post(url, headers=headers, content=body)
     world.leaks.scan(f"the answer to {route}", repr(response.headers.raw) + response.text)
@@ -299,6 +310,19 @@ def test_credential_arrives_in_the_providers_header(
     if spec.kind == "openai-codex" or (spec.kind == "anthropic" and cred != "api_key"):
         extra = seen.header("chatgpt-account-id") or seen.header("anthropic-beta")
         assert extra == ([ACCOUNT] if spec.kind == "openai-codex" else ["oauth-2025-04-20"])
+    assert [(n, v) for n, v in seen.headers if n in QUIRK_HEADERS] == expected_quirks(spec, cred)
+
+
+# The headers OpenClaw derives from a request's body (sidecar/providers/quirks.py).
+QUIRK_HEADERS = frozenset({"x-initiator", "copilot-vision-request"})
+
+
+def expected_quirks(spec: ProviderSpec, cred: str) -> list[tuple[str, str]]:
+    """What the quirks add to ``send``'s chat completion (the user's turn): Copilot's
+    initiator."""
+    if spec.name == "github-copilot":
+        return [("x-initiator", "user")]
+    return []
 
 
 @pytest.mark.parametrize("name", CONFIG_ONLY)
@@ -364,3 +388,44 @@ def test_ids_are_compared_as_openclaw_compares_them(
 
 def base_route(base: str) -> str:
     return next(e.spec.name for e in ENTRIES if e.spec.base_url == base)
+
+
+# --- what OpenClaw derives from the request body (sidecar/providers/quirks.py) -------------------
+
+COPILOT_BASE = "https://api.individual.githubcopilot.com"
+TOOL_LAST = {"model": "gpt-5", "messages": [
+    {"role": "user", "content": "go"},
+    {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function"}]},
+    {"role": "tool", "tool_call_id": "c1", "content": "done"},
+]}  # fmt: skip
+OVER_LIMIT = {**TOOL_LAST, "padding": "x" * 1_100_000}  # past the default 1 MiB replay limit
+
+
+@pytest.mark.parametrize(
+    ("path", "doc", "extra", "initiator"),
+    [
+        ("/chat/completions", TOOL_LAST, {}, "agent"),
+        ("/responses", {"model": "gpt-5", "input": [
+            {"role": "user", "content": "go"},
+            {"type": "function_call_output", "call_id": "c1", "output": "done"}]}, {}, "agent"),
+        ("/v1/messages", {"model": "claude", "messages": [
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c1"}]}]},
+         {}, "agent"),
+        ("/chat/completions", TOOL_LAST, {"X-Initiator": "user"}, "user"),  # the client's own
+        ("/chat/completions", OVER_LIMIT, {}, "user"),  # not held: an empty conversation
+    ],
+    ids=["chat-tool", "responses-output", "messages-tool-result", "client-wins", "over-limit"],
+)  # fmt: skip
+def test_copilot_s_initiator_follows_the_conversation(
+    world: World, path: str, doc: dict[str, Any], extra: dict[str, str], initiator: str
+) -> None:
+    """The real sidecar sends Copilot x-initiator as OpenClaw infers it from the last turn,
+    never over a client's own, and "user" when it does not hold the body."""
+    secret = world.store.secrets[("oauth", "github-copilot")]
+    body = json.dumps(doc).encode()
+    response = send(world, world.zero, "logins", "github-copilot", path, body, extra)
+    assert response.status_code == 200, response.text
+    seen = only_request(world)
+    assert_arrived(seen, COPILOT_BASE, path, ("authorization", f"Bearer {secret}"), secret)
+    assert seen.header("x-initiator") == [initiator]
+    assert seen.body == body

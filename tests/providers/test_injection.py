@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from sidecar.errors import StoreError
+from sidecar.providers import copilot
 from sidecar.providers.catalog import BUILTIN_PROVIDERS, ProviderSpec
 from sidecar.providers.injection import CredentialType, Injection, credential_injection
 
@@ -110,3 +111,20 @@ def test_injection_repr_hides_the_secret() -> None:
     """An Injection's repr names the headers but not their values."""
     injection = credential_injection(ANTHROPIC, "oauth", "sk-ant-oat01-SECRET", account_id=None)
     assert repr(injection) == "Injection(headers=['authorization'], merge_beta='oauth-2025-04-20')"
+
+
+COPILOT = BUILTIN_PROVIDERS["github-copilot"]
+TOOL_TURN = b'{"model": "gpt-5", "messages": [{"role": "tool", "content": "done"}]}'
+
+
+def test_a_provider_s_quirks_join_its_credential() -> None:
+    """Copilot's x-initiator fills a gap after its identity headers, like them never over a
+    client's own; the credential's header is unchanged."""
+    url = "https://api.individual.githubcopilot.com/chat/completions"
+    injection = credential_injection(
+        COPILOT, "token", "SECRET", account_id=None, url=url, body=TOOL_TURN
+    )
+    assert injection == Injection(
+        set=(("authorization", "Bearer SECRET"),),
+        set_if_absent=(*copilot.GITHUB_TOKEN_HEADERS, ("x-initiator", "agent")),
+    )
