@@ -1,5 +1,6 @@
 """What a provider's requests carry that OpenClaw derives from the request itself, one hook per
-provider that has one: GitHub Copilot's ``x-initiator`` from the conversation. Pure.
+provider that has one: GitHub Copilot's ``x-initiator`` from the conversation, xAI's model
+override on a Grok CLI login. Pure.
 
 The proxy holds the body of these providers' requests before sending them (``reads_body``), and
 only up to its replay limit (``refresh.replay_body_limit_bytes``); other providers' bodies
@@ -14,7 +15,7 @@ from types import MappingProxyType
 from typing import Final
 from urllib.parse import urlsplit
 
-from sidecar.providers import copilot
+from sidecar.providers import copilot, xai
 from sidecar.providers.conversation import model_call
 from sidecar.providers.spec import CredentialType, ProviderSpec
 
@@ -37,7 +38,14 @@ def _copilot(cred_type: CredentialType, secret: str, path: str, body: bytes | No
     return Quirk(headers=copilot.conversation_headers(model_call(path, body)))
 
 
-HOOKS: Final[Mapping[str, Hook]] = MappingProxyType({"github-copilot": _copilot})
+def _xai(cred_type: CredentialType, secret: str, path: str, body: bytes | None) -> Quirk:
+    # Only a login's requests go to the Grok CLI proxy, where OpenClaw sends the override.
+    if cred_type != "oauth":
+        return NO_QUIRK
+    return Quirk(headers=xai.model_override(model_call(path, body)))
+
+
+HOOKS: Final[Mapping[str, Hook]] = MappingProxyType({"github-copilot": _copilot, "xai": _xai})
 
 
 def reads_body(spec: ProviderSpec) -> bool:

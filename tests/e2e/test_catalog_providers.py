@@ -314,14 +314,16 @@ def test_credential_arrives_in_the_providers_header(
 
 
 # The headers OpenClaw derives from a request's body (sidecar/providers/quirks.py).
-QUIRK_HEADERS = frozenset({"x-initiator", "copilot-vision-request"})
+QUIRK_HEADERS = frozenset({"x-initiator", "copilot-vision-request", "x-grok-model-override"})
 
 
 def expected_quirks(spec: ProviderSpec, cred: str) -> list[tuple[str, str]]:
-    """What the quirks add to ``send``'s chat completion (the user's turn): Copilot's
-    initiator."""
+    """What the quirks add to ``send``'s chat completion (the user's turn, model "m"): Copilot's
+    initiator, and on an xAI login (to the Grok CLI proxy) the model override."""
     if spec.name == "github-copilot":
         return [("x-initiator", "user")]
+    if spec.name == "xai" and cred == "oauth":
+        return [("x-grok-model-override", "m")]
     return []
 
 
@@ -429,3 +431,18 @@ def test_copilot_s_initiator_follows_the_conversation(
     assert_arrived(seen, COPILOT_BASE, path, ("authorization", f"Bearer {secret}"), secret)
     assert seen.header("x-initiator") == [initiator]
     assert seen.body == body
+
+
+def test_a_grok_login_names_the_model_it_asks_for(world: World) -> None:
+    """An xAI login's Responses call goes to the Grok CLI proxy with x-grok-model-override, the
+    body's model (2026.9.6 createXaiGrokOAuthHeadersWrapper); an API key's does not."""
+    body = b'{"model": "grok-4", "input": "hi"}'
+    for agent, cred in (("logins", "oauth"), ("keys", "api_key")):
+        secret = world.store.secret(cred, CATALOG["xai"].spec)
+        response = send(world, world.zero, agent, "xai", "/responses", body)
+        assert response.status_code == 200, response.text
+        seen = only_request(world)
+        base = expected_base(CATALOG["xai"].spec, cred)
+        assert_arrived(seen, base, "/responses", ("authorization", f"Bearer {secret}"), secret)
+        expected = ["grok-4"] if cred == "oauth" else []
+        assert seen.header("x-grok-model-override") == expected

@@ -14,9 +14,9 @@ from sidecar.providers.spec import CredentialType
 CHAT = json.dumps({"model": "m", "messages": [{"role": "tool", "content": "x"}]}).encode()
 
 
-def test_only_copilot_reads_bodies() -> None:
-    """Copilot: every other provider's body streams as it comes."""
-    assert set(HOOKS) == {"github-copilot"}
+def test_only_copilot_and_xai_read_bodies() -> None:
+    """Copilot and xAI: every other provider's body streams as it comes."""
+    assert set(HOOKS) == {"github-copilot", "xai"}
     assert {n for n, spec in BUILTIN_PROVIDERS.items() if reads_body(spec)} == set(HOOKS)
 
 
@@ -29,6 +29,10 @@ def test_only_copilot_reads_bodies() -> None:
          None, Quirk(headers=(("x-initiator", "user"),))),
         ("github-copilot", "token", "https://api.individual.githubcopilot.com/models", None,
          Quirk()),
+        # xAI: only a login's requests (to the Grok CLI proxy) carry the model override.
+        ("xai", "oauth", "https://cli-chat-proxy.grok.com/v1/chat/completions", CHAT,
+         Quirk(headers=(("x-grok-model-override", "m"),))),
+        ("xai", "api_key", "https://api.x.ai/v1/chat/completions", CHAT, NO_QUIRK),
         # Everyone else: nothing.
         ("openai", "api_key", "https://api.openai.com/v1/chat/completions", CHAT, NO_QUIRK),
         ("deepseek", "api_key", "https://api.deepseek.com/chat/completions", CHAT, NO_QUIRK),
