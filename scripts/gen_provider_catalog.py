@@ -272,6 +272,11 @@ PIXVERSE_CODE = plugin_source(
     "extensions/pixverse/video-generation-provider.ts",
     'generateVideo: defaultHeaders {"API-KEY": auth.apiKey}',
 )
+COMFY_CODE = plugin_source(
+    "0142d8920c40ed742e67e8ef6a8d5c3c458aa267",
+    "extensions/comfy/workflow-runtime.ts",
+    "runComfyWorkflow: X-API-Key, and extra_data.api_key_comfy_org in the /api/prompt body",
+)
 RADIUS_CODE = plugin_source(
     "44a1b18c3310cbad0b648f4f7dabba2c2c485fdf",
     "extensions/radius/stream.ts",
@@ -391,9 +396,15 @@ HAND: Mapping[str, Hand] = {
         base=Const("DEFAULT_COMFY_CLOUD_BASE_URL", V6),
         api="comfy",
         auth="x-api-key",
-        auth_seen=code('"X-API-Key": resolvedAuth?.apiKey', V6),
-        note="Comfy Cloud also wants the key inside the workflow body, which the sidecar does "
-        "not write.",
+        auth_seen=(
+            code('"X-API-Key": resolvedAuth?.apiKey', V6),
+            code("extra_data: { api_key_comfy_org: resolvedAuth.apiKey }", V6),
+            COMFY_CODE,
+        ),
+        note="A workflow submission (POST /api/prompt) also carries the key in its body, "
+        "extra_data.api_key_comfy_org, as OpenClaw writes it (runComfyWorkflow): the sidecar "
+        "writes it there when it holds the body (a declared length within "
+        "refresh.replay_body_limit_bytes), and sends a larger one as it came.",
     ),
     "copilot-proxy": Hand(
         base=User(default=Const("DEFAULT_BASE_URL", V6)),
@@ -993,7 +1004,7 @@ class Builder:
             # Every header the catalog names was read somewhere; a guess is not written.
             raise SystemExit(f"{pid}: how it sends a credential was not read; add auth_seen")
         cited = seen if isinstance(seen, tuple) else (seen,)
-        return auth, token_auth, "; ".join(self.where(c) for c in cited)
+        return auth, token_auth, "; ".join(dict.fromkeys(self.where(c) for c in cited))
 
     def _endpoint(self, pid: str, user: User) -> dict[str, Any]:
         out: dict[str, Any] = {"config_key": f"providers.{pid}.base_url"}

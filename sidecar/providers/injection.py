@@ -29,11 +29,13 @@ class Injection:
     set: tuple[tuple[str, str], ...] = ()
     set_if_absent: tuple[tuple[str, str], ...] = ()
     merge_beta: str | None = None  # a flag appended to anthropic-beta
+    body: bytes | None = None  # sent instead of the client's body (None: the client's)
 
     def __repr__(self) -> str:
-        # The values hold the credential, so only the names are shown.
+        # The values (and a body written here) hold the credential: only the names are shown.
         names = [name for name, _ in self.set + self.set_if_absent]
-        return f"Injection(headers={names!r}, merge_beta={self.merge_beta!r})"
+        body = "" if self.body is None else f", body=<{len(self.body)} bytes>"
+        return f"Injection(headers={names!r}, merge_beta={self.merge_beta!r}{body})"
 
 
 def credential_injection(
@@ -52,7 +54,9 @@ def credential_injection(
     quirk = request_quirk(provider, cred_type, secret, url, body)
     if quirk is NO_QUIRK:
         return injection
-    return replace(injection, set_if_absent=injection.set_if_absent + quirk.headers)
+    return replace(
+        injection, set_if_absent=injection.set_if_absent + quirk.headers, body=quirk.body
+    )
 
 
 def _headers(

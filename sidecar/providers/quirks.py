@@ -1,6 +1,6 @@
 """What a provider's requests carry that OpenClaw derives from the request itself, one hook per
 provider that has one: GitHub Copilot's ``x-initiator`` from the conversation, xAI's model
-override on a Grok CLI login. Pure.
+override on a Grok CLI login, Comfy Cloud's key inside a workflow submission. Pure.
 
 The proxy holds the body of these providers' requests before sending them (``reads_body``), and
 only up to its replay limit (``refresh.replay_body_limit_bytes``); other providers' bodies
@@ -15,18 +15,24 @@ from types import MappingProxyType
 from typing import Final
 from urllib.parse import urlsplit
 
-from sidecar.providers import copilot, xai
+from sidecar.providers import comfy, copilot, xai
 from sidecar.providers.conversation import model_call
 from sidecar.providers.spec import CredentialType, ProviderSpec
 
 Headers = tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Quirk:
-    """``headers`` go where the client sent none."""
+    """``headers`` go where the client sent none; ``body``, when not None, is sent instead of
+    the client's (it may hold the credential)."""
 
     headers: Headers = ()
+    body: bytes | None = None
+
+    def __repr__(self) -> str:
+        body = "as sent" if self.body is None else f"<{len(self.body)} bytes>"
+        return f"Quirk(headers={[name for name, _ in self.headers]!r}, body={body})"
 
 
 NO_QUIRK: Final = Quirk()
@@ -45,7 +51,13 @@ def _xai(cred_type: CredentialType, secret: str, path: str, body: bytes | None) 
     return Quirk(headers=xai.model_override(model_call(path, body)))
 
 
-HOOKS: Final[Mapping[str, Hook]] = MappingProxyType({"github-copilot": _copilot, "xai": _xai})
+def _comfy(cred_type: CredentialType, secret: str, path: str, body: bytes | None) -> Quirk:
+    return Quirk(body=comfy.submission_with_key(path, body, secret))
+
+
+HOOKS: Final[Mapping[str, Hook]] = MappingProxyType(
+    {"github-copilot": _copilot, "xai": _xai, "comfy": _comfy}
+)
 
 
 def reads_body(spec: ProviderSpec) -> bool:

@@ -522,12 +522,15 @@ class Proxy:
         injection = credential_injection(
             spec, cred.type, cred.secret.reveal(), account_id=cred.account_id, url=url, body=held
         )
+        length = rules.body_length(scope["headers"])  # framed by the sidecar, RFC 9112 §6
+        if injection.body is not None:  # a provider's quirk wrote the body (Comfy Cloud's key)
+            content, length = injection.body, len(injection.body)
         request = self.upstream.request(
             scope["method"],
             url,
             rules.outbound_request_headers(scope["headers"], injection),
             content,
-            length=rules.body_length(scope["headers"]),  # framed by the sidecar, RFC 9112 §6
+            length=length,
         )
         try:
             return await self.upstream.send(request)

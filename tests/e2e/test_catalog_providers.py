@@ -446,3 +446,21 @@ def test_a_grok_login_names_the_model_it_asks_for(world: World) -> None:
         assert_arrived(seen, base, "/responses", ("authorization", f"Bearer {secret}"), secret)
         expected = ["grok-4"] if cred == "oauth" else []
         assert seen.header("x-grok-model-override") == expected
+
+
+def test_comfy_cloud_gets_its_key_in_the_workflow_submission(world: World) -> None:
+    """A workflow submission to Comfy Cloud carries the key in extra_data.api_key_comfy_org as
+    OpenClaw writes it (the client's placeholder replaced), framed by the new body's length, at
+    Comfy's own host only; the answer to the client holds no key."""
+    secret = world.store.secret("api_key", CATALOG["comfy"].spec)
+    doc = {"prompt": {"9": {"class_type": "SaveImage", "inputs": {}}}, "client_id": "c1",
+           "extra_data": {"api_key_comfy_org": PLACEHOLDER}}  # fmt: skip
+    response = send(world, world.zero, "keys", "comfy", "/api/prompt", json.dumps(doc).encode())
+    assert response.status_code == 200, response.text
+    seen = only_request(world)
+    assert (seen.host, seen.path) == ("cloud.comfy.org", "/api/prompt")
+    assert json.loads(seen.body) == {**doc, "extra_data": {"api_key_comfy_org": secret}}
+    assert seen.header("content-length") == [str(len(seen.body))]
+    assert [(n, v) for n, v in seen.headers if secret in v] == [("x-api-key", secret)]
+    assert seen.body.count(secret.encode()) == 1
+    assert PLACEHOLDER.encode() not in seen.body

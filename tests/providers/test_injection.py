@@ -114,6 +114,7 @@ def test_injection_repr_hides_the_secret() -> None:
 
 
 COPILOT = BUILTIN_PROVIDERS["github-copilot"]
+COMFY = BUILTIN_PROVIDERS["comfy"]
 TOOL_TURN = b'{"model": "gpt-5", "messages": [{"role": "tool", "content": "done"}]}'
 
 
@@ -128,3 +129,18 @@ def test_a_provider_s_quirks_join_its_credential() -> None:
         set=(("authorization", "Bearer SECRET"),),
         set_if_absent=(*copilot.GITHUB_TOKEN_HEADERS, ("x-initiator", "agent")),
     )
+
+
+def test_a_body_quirk_carries_the_credential_and_hides_it() -> None:
+    """Comfy Cloud's submission gets the key in its body as well as in X-API-Key; the
+    injection's repr names neither."""
+    injection = credential_injection(
+        COMFY, "api_key", "SECRET", account_id=None,
+        url="https://cloud.comfy.org/api/prompt", body=b'{"prompt": {}}',
+    )  # fmt: skip
+    assert injection == Injection(
+        set=(("x-api-key", "SECRET"),),
+        body=b'{"prompt":{},"extra_data":{"api_key_comfy_org":"SECRET"}}',
+    )
+    assert "SECRET" not in repr(injection)
+    assert repr(injection) == "Injection(headers=['x-api-key'], merge_beta=None, body=<57 bytes>)"

@@ -1,7 +1,7 @@
 """The proxy and the providers' request quirks (sidecar/providers/quirks.py), driven as an ASGI
 callable: a quirk provider's body is held (up to the replay limit) and read before the request
-goes, what it adds is never over a client's own, and every other provider's body still streams
-as it comes."""
+goes, what it adds is never over a client's own, a rewritten body is framed by its own length,
+and every other provider's body still streams as it comes."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ NOW = 1_800_000_000_000
 LIMIT = 4096  # refresh.replay_body_limit_bytes here
 KEYS = {
     "github-copilot": ("token", "token", "gho_copilot0123456789abcdefghij"),
+    "comfy": ("api_key", "key", "comfyui-key-0123456789abcdef"),
     "openai": ("api_key", "key", "sk-openai-0123456789abcdefghij"),
 }
 TOOL_TURN = {"model": "gpt-5", "messages": [{"role": "user", "content": "go"},
@@ -180,6 +181,24 @@ async def test_a_body_over_the_limit_streams_and_reads_as_an_empty_conversation(
     assert upstream.header(b"x-initiator") == [b"user"]
     assert not isinstance(upstream.sent[-1]["content"], bytes)  # streamed, not held
     assert upstream.sent[-1]["body"] == body
+
+
+async def test_comfy_s_submission_is_rewritten_with_its_own_length(tmp_path: Path) -> None:
+    """A workflow submission to Comfy Cloud gets the key in extra_data, and the request is
+    framed by the new body's length, not the client's."""
+    upstream = Recording()
+    body = json.dumps({"prompt": {"1": {"inputs": {}}}, "client_id": "c1"}).encode()
+    assert await post(make_proxy(tmp_path, upstream), "/comfy/api/prompt", body) == 200
+    key = KEYS["comfy"][2]
+    sent = upstream.sent[-1]
+    assert json.loads(sent["body"]) == {
+        "prompt": {"1": {"inputs": {}}},
+        "client_id": "c1",
+        "extra_data": {"api_key_comfy_org": key},
+    }
+    assert sent["length"] == len(sent["body"]) != len(body)
+    assert upstream.header(b"x-api-key") == [key.encode()]
+    assert sent["url"] == "https://cloud.comfy.org/api/prompt"
 
 
 async def test_another_provider_s_body_is_never_held(tmp_path: Path) -> None:
