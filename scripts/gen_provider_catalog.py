@@ -127,6 +127,22 @@ class Seen:
 
 
 @dataclass(frozen=True)
+class Source:
+    """A fact read in a source repository at ``commit``, for a plugin that is in neither
+    installed package (OpenClaw's official external plugins; their npm packages are not on the
+    registry either). The script cannot check it against a package: it is recorded as read,
+    with the function (``what``) that does it."""
+
+    repo: str
+    commit: str
+    path: str
+    what: str
+
+
+Cited = Seen | Source
+
+
+@dataclass(frozen=True)
 class Const:
     """A base URL held by a string constant of ``version``'s dist/."""
 
@@ -165,10 +181,11 @@ class User:
 class Hand:
     base: Const | Url | Sidecar | User | None = None  # None: the manifest's modelCatalog
     api: str | None = None
-    api_seen: Seen | None = None
-    auth: str | None = None  # how an api_key is sent, when not the API style's default
+    api_seen: Cited | None = None
+    # How an api_key is sent, when not the API style's default; "none": OpenClaw sends none.
+    auth: str | None = None
     token_auth: str | None = None  # how a token / oauth access token is sent, if different
-    auth_seen: Seen | None = None
+    auth_seen: Cited | tuple[Cited, ...] | None = None
     profiles_from: str | None = None  # whose profiles serve this route (a variant's provider)
     credentials: tuple[str, ...] | None = None
     label: str | None = None
@@ -190,6 +207,12 @@ def doc(name: str, needle: str, version: str = V9) -> Seen:
 
 def code(needle: str, version: str = V9, pattern: str = "dist/**/*.*js") -> Seen:
     return Seen(version, pattern, needle)
+
+
+def plugin_source(commit: str, path: str, what: str) -> Source:
+    """An official external plugin's code, read in OpenClaw's repository (github.com/openclaw/
+    openclaw) at ``commit``: neither package holds it."""
+    return Source("openclaw/openclaw", commit, path, what)
 
 
 # How each API style sends a key: read in @openclaw/ai 2026.9.6 (the SDK each transport builds).
@@ -218,6 +241,47 @@ BEARER = "bearer"
 VERTEX_NOTE = (
     "Google credentials come from the gcloud ADC chain in OpenClaw; the sidecar can only send "
     "a stored access token, and does not refresh it."
+)
+ANTHROPIC_VERTEX_NOTE = (
+    "OpenClaw stores no credential for it: the plugin asks google-auth-library's ADC chain "
+    "(GOOGLE_APPLICATION_CREDENTIALS, gcloud's application_default_credentials.json, or the "
+    "metadata server with ANTHROPIC_VERTEX_USE_GCP_METADATA) for a cloud-platform access token "
+    "and @anthropic-ai/vertex-sdk sends it as Authorization: Bearer, minting a new one as it "
+    "expires. The sidecar cannot run ADC: it sends the access token of a token profile you "
+    "store (gcloud auth print-access-token), as Bearer, until it expires (about an hour), "
+    "and never refreshes it. The client speaks Vertex's own shape (the SDK's "
+    "/projects/<p>/locations/<r>/publishers/anthropic/models/<m>:rawPredict path and "
+    "anthropic_version body), which the sidecar passes through."
+)
+# Where the four auth headers once assumed were read (the plugins are external: neither
+# package holds their code, and their npm packages are not on the registry).
+VERTEX_STREAM = plugin_source(
+    "086481f40f0fba7ee5b2510494168b601f213709",
+    "extensions/anthropic-vertex/stream-runtime.ts",
+    "createAnthropicVertexStreamFn: new GoogleAuth({scopes: cloud-platform}) into new "
+    "AnthropicVertex({googleAuth})",
+)
+VERTEX_SDK = Source(
+    "anthropics/anthropic-sdk-typescript",
+    "00da52f8f1413b6928548c30d769f562f0f6be23",
+    "packages/vertex-sdk/src/client.ts",
+    "AnthropicVertex #adaptRequest: authClient.getRequestHeaders() (Authorization: Bearer)",
+)
+PIXVERSE_CODE = plugin_source(
+    "8a16da73a9c073eabdc60a728c2e63952d920dd4",
+    "extensions/pixverse/video-generation-provider.ts",
+    'generateVideo: defaultHeaders {"API-KEY": auth.apiKey}',
+)
+COMFY_CODE = plugin_source(
+    "0142d8920c40ed742e67e8ef6a8d5c3c458aa267",
+    "extensions/comfy/workflow-runtime.ts",
+    "runComfyWorkflow: X-API-Key, and extra_data.api_key_comfy_org in the /api/prompt body",
+)
+RADIUS_CODE = plugin_source(
+    "44a1b18c3310cbad0b648f4f7dabba2c2c485fdf",
+    "extensions/radius/stream.ts",
+    "createRadiusStreamFn: authorization: `Bearer ${options.apiKey}` (a key or a login's "
+    "access token)",
 )
 LOCAL_NOTE = "A server the user runs; OpenClaw's default address is given in the error."
 
@@ -257,17 +321,31 @@ HAND: Mapping[str, Hand] = {
     "anthropic-vertex": Hand(
         base=User(seen=code("{location}-aiplatform.googleapis.com", V6)),
         api="anthropic-messages",
+        api_seen=VERTEX_STREAM,
         auth=BEARER,
+        auth_seen=(
+            code('source: resolved === "gcp-vertex-credentials" ? "gcloud adc" : "env"', V9),
+            code("createAnthropicVertexStream: createAnthropicVertexStreamFnForModel", V9),
+            VERTEX_STREAM,
+            VERTEX_SDK,
+        ),
         credentials=("token",),
-        note=VERTEX_NOTE,
+        note=ANTHROPIC_VERTEX_NOTE,
     ),
     "apple-fm": Hand(
         base=User(seen=code('providers: ["apple-fm"]', V9, "dist/extensions/apple-fm/*.js")),
         api="apple-fm",
-        auth=BEARER,
-        credentials=("api_key",),
+        auth="none",
+        auth_seen=(
+            code("apiKey: APPLE_FM_LOCAL_AUTH_MARKER", V9, "dist/extensions/apple-fm/index.js"),
+            code("runCommandBuffered([command, ...args]", V9, "dist/extensions/apple-fm/*.js"),
+        ),
+        credentials=(),
         label="Apple Foundation Models",
-        note="On-device models behind a local bridge; OpenClaw stores no real credential.",
+        note="Not an HTTP API: OpenClaw runs Apple's on-device model through a Swift helper it "
+        "compiles and starts as a process (native.js createAppleFmNative), and its only "
+        "credential is the non-secret marker apple-fm-local (index.js resolveSyntheticAuth). "
+        "No profile is stored and nothing is sent; the sidecar sends no credential either.",
     ),
     "arcee": Hand(base=Const("ARCEE_BASE_URL", V6)),
     "bailian-token-plan": Hand(
@@ -318,9 +396,15 @@ HAND: Mapping[str, Hand] = {
         base=Const("DEFAULT_COMFY_CLOUD_BASE_URL", V6),
         api="comfy",
         auth="x-api-key",
-        auth_seen=code('"X-API-Key": resolvedAuth?.apiKey', V6),
-        note="Comfy Cloud also wants the key inside the workflow body, which the sidecar does "
-        "not write.",
+        auth_seen=(
+            code('"X-API-Key": resolvedAuth?.apiKey', V6),
+            code("extra_data: { api_key_comfy_org: resolvedAuth.apiKey }", V6),
+            COMFY_CODE,
+        ),
+        note="A workflow submission (POST /api/prompt) also carries the key in its body, "
+        "extra_data.api_key_comfy_org, as OpenClaw writes it (runComfyWorkflow): the sidecar "
+        "writes it there when it holds the body (a declared length within "
+        "refresh.replay_body_limit_bytes), and sends a larger one as it came.",
     ),
     "copilot-proxy": Hand(
         base=User(default=Const("DEFAULT_BASE_URL", V6)),
@@ -482,9 +566,11 @@ HAND: Mapping[str, Hand] = {
             doc("pixverse", "`https://app-api.pixverse.ai/openapi/v2`"),
         ),
         api="pixverse",
-        auth=BEARER,
-        note="How PixVerse wants its key could not be read (its plugin is not in the package): "
-        "Bearer is assumed.",
+        auth="header:API-KEY",
+        auth_seen=PIXVERSE_CODE,
+        note="The key goes in PixVerse's API-KEY header (its plugin's code, read in OpenClaw's "
+        "repository: neither package holds it). Each request also carries an Ai-trace-id (a "
+        "fresh UUID), which the client sends.",
     ),
     "qwen": Hand(
         base=Const("QWEN_BASE_URL", V6),
@@ -509,9 +595,10 @@ HAND: Mapping[str, Hand] = {
         base=Url("https://radius.pi.dev/v1", doc("radius", "`https://radius.pi.dev/v1`")),
         api="pi-messages",
         auth=BEARER,
-        note="How Radius wants its key could not be read (its plugin is not in the package): "
-        "Bearer is assumed. Its OAuth logins are refreshed by its external plugin, not by the "
-        "sidecar.",
+        auth_seen=RADIUS_CODE,
+        note="Keys and logins' access tokens both go as Authorization: Bearer (its plugin's "
+        "code, read in OpenClaw's repository: neither package holds it). Its OAuth logins are "
+        "refreshed by its external plugin, not by the sidecar.",
     ),
     "sglang": Hand(
         base=User(default=Const("SGLANG_DEFAULT_BASE_URL", V9)),
@@ -780,7 +867,7 @@ class Builder:
         hand = HAND.get(pid, Hand())
         base, base_from, manifest_api = self._base(pid, hand)
         api, api_from = self._api(pid, hand, manifest_api)
-        auth, token_auth, auth_from = self._auth(hand, api)
+        auth, token_auth, auth_from = self._auth(pid, hand, api)
         sidecar = SIDECAR_OAUTH.get(pid, {})
         out: dict[str, Any] = {
             "id": pid,
@@ -801,9 +888,10 @@ class Builder:
         serving = hand.profiles_from or self.aliases.get(pid)
         if serving and serving != pid:
             out["profiles_from"] = serving
-        out["credentials"] = list(
-            hand.credentials or choice_types(self.choices.get(pid, ())) or ("api_key",)
-        )
+        credentials = hand.credentials
+        if credentials is None:
+            credentials = choice_types(self.choices.get(pid, ())) or ("api_key",)
+        out["credentials"] = list(credentials)  # none: OpenClaw stores no profile for it
         if isinstance(hand.base, User):
             out["endpoint"] = self._endpoint(pid, hand.base)
         out.update({k: v for k, v in sidecar.items() if k != "kind"})
@@ -897,21 +985,26 @@ class Builder:
             return hand.api, "given by hand (not read in a file)"
         return hand.api, self.where(hand.api_seen)
 
-    def where(self, seen: Seen) -> str:
-        """``seen``'s version and file, checked to hold the fact."""
+    def where(self, seen: Cited) -> str:
+        """``seen``'s version and file, checked to hold the fact; a ``Source``'s repository,
+        commit, file and function, as read (it is in neither package, so not checked)."""
+        if isinstance(seen, Source):
+            return f"{seen.repo}@{seen.commit[:12]} {seen.path} {seen.what} (source, unchecked)"
         found = self.pkg(seen.version).find(seen.pattern, seen.needle)
         if found.startswith("../@openclaw/ai/"):
             return f"{seen.version} @openclaw/ai {found.removeprefix('../@openclaw/ai/')}"
         return f"{seen.version} {found}"
 
-    def _auth(self, hand: Hand, api: str) -> tuple[str, str | None, str]:
+    def _auth(self, pid: str, hand: Hand, api: str) -> tuple[str, str | None, str]:
         style = API_AUTH.get(api)
         auth = hand.auth or (style[0] if style else BEARER)
         token_auth = hand.token_auth or (style[1] if style and not hand.auth else None)
         seen = hand.auth_seen if hand.auth else (style[2] if style else None)
         if seen is None:
-            return auth, token_auth, "assumed: Authorization: Bearer (not read in code)"
-        return auth, token_auth, self.where(seen)
+            # Every header the catalog names was read somewhere; a guess is not written.
+            raise SystemExit(f"{pid}: how it sends a credential was not read; add auth_seen")
+        cited = seen if isinstance(seen, tuple) else (seen,)
+        return auth, token_auth, "; ".join(dict.fromkeys(self.where(c) for c in cited))
 
     def _endpoint(self, pid: str, user: User) -> dict[str, Any]:
         out: dict[str, Any] = {"config_key": f"providers.{pid}.base_url"}
@@ -1014,6 +1107,8 @@ def _token_auth(e: Mapping[str, Any]) -> str:
 
 
 def _auth(auth: str) -> str:
+    if auth == "none":
+        return "none (OpenClaw sends none)"
     if auth == "bearer":
         return "`Authorization: Bearer`"
     if auth.startswith("authorization:"):

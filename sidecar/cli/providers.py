@@ -114,6 +114,8 @@ def _auth(spec: ProviderSpec) -> dict[str, str]:
 
 
 def _header(auth: str) -> str:
+    if auth == "none":
+        return "none (OpenClaw sends none)"
     if auth == "bearer":
         return "Authorization: Bearer"
     if auth.startswith("authorization:"):

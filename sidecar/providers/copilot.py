@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from sidecar.errors import ReauthRequired, RefreshUnavailable
 from sidecar.providers.answers import json_object, string
+from sidecar.providers.conversation import ModelCall, contains_type, role_of
 from sidecar.providers.grants import (
     Answer,
     Grant,
@@ -48,8 +49,8 @@ IDE_HEADERS: Final = (
 )
 # The request headers OpenClaw adds (a client's own win): 2026.6.1 with an exchanged Copilot
 # token (buildCopilotDynamicHeaders), 2026.9.6 with the GitHub token (buildCopilotRuntimeHeaders,
-# and @openclaw/ai's Openai-Intent). Both also send X-Initiator, "user" or "agent" from the
-# conversation, which only the client knows.
+# and @openclaw/ai's Openai-Intent). Both also send X-Initiator from the conversation
+# (conversation_headers below).
 EXCHANGED_HEADERS: Final = (
     *IDE_HEADERS,
     ("copilot-integration-id", "vscode-chat"),
@@ -215,6 +216,62 @@ def request_headers(cred_type: str) -> tuple[tuple[str, str], ...]:
     """The headers OpenClaw adds to a Copilot request: an OAuth login's Copilot token is
     2026.6.1's model, a GitHub token (a token profile) 2026.9.6's."""
     return EXCHANGED_HEADERS if cred_type == "oauth" else GITHUB_TOKEN_HEADERS
+
+
+# Each API's image part, the wire form of OpenClaw's internal "image" content.
+_IMAGES: Final = {
+    "chat": frozenset({"image_url"}),
+    "responses": frozenset({"input_image"}),
+    "messages": frozenset({"image"}),
+}
+_TOOL_RESULT: Final = frozenset({"tool_result"})
+
+
+def conversation_headers(call: ModelCall | None) -> tuple[tuple[str, str], ...]:
+    """The per-request headers OpenClaw adds to a Copilot model call (2026.9.6
+    ``extensions/github-copilot/stream.ts`` ``wrapCopilotProviderStream`` with
+    ``projectCopilotRequestFacts`` in nested mode; 2026.6.1's ``inferCopilotInitiator`` is the
+    same), for chat completions, responses and anthropic messages alike: ``x-initiator``, and
+    ``copilot-vision-request: true`` when the conversation sends an image. None for any other
+    request."""
+    if call is None:
+        return ()
+    headers: tuple[tuple[str, str], ...] = (("x-initiator", initiator(call.turns)),)
+    if _has_images(call):
+        headers += (("copilot-vision-request", "true"),)
+    return headers
+
+
+def initiator(turns: tuple[object, ...]) -> str:
+    """``agent`` when the last turn is not the user's own words (another role, a Responses
+    item without one such as a tool's output, or a user turn carrying a ``tool_result``);
+    ``user`` when it is, and when there is no turn to read: OpenClaw's answer for an empty
+    conversation, which is also what a body the sidecar does not hold reads as."""
+    last = turns[-1] if turns else None
+    if last is None:
+        return "user"
+    if role_of(last) == "user" and not contains_type(_content(last), _TOOL_RESULT):
+        return "user"
+    return "agent"
+
+
+def _has_images(call: ModelCall) -> bool:
+    """OpenClaw's ``hasImages``: an image in a user turn or a tool's result."""
+    images = _IMAGES[call.api]
+    return any(
+        _is_user_or_tool(turn) and contains_type(_content(turn), images) for turn in call.turns
+    )
+
+
+def _is_user_or_tool(turn: object) -> bool:
+    kind = turn.get("type") if isinstance(turn, Mapping) else None
+    return role_of(turn) in ("user", "tool") or kind == "function_call_output"
+
+
+def _content(turn: object) -> object:
+    if not isinstance(turn, Mapping):
+        return None
+    return turn.get("content", turn.get("output"))
 
 
 def _refused(status: int) -> str:

@@ -1,18 +1,20 @@
 """How a profile's credential is sent to its provider: the headers to set, fill or merge
-(store spec §9). Pure: the proxy applies an ``Injection`` to the outgoing headers
-(``sidecar.proxy.headers``)."""
+(store spec §9), and what the provider's request quirks add (``providers/quirks.py``). Pure:
+the proxy applies an ``Injection`` to the outgoing request (``sidecar.proxy.headers``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final, Literal
+from dataclasses import dataclass, replace
+from typing import Final
 
 from sidecar.errors import StoreError
 from sidecar.providers import copilot, xai
 from sidecar.providers.catalog import ProviderSpec
 from sidecar.providers.grants import chatgpt_account_id
+from sidecar.providers.quirks import NO_QUIRK, request_quirk
+from sidecar.providers.spec import CredentialType
 
-CredentialType = Literal["api_key", "token", "oauth"]
+__all__ = ["ANTHROPIC_BETA", "CredentialType", "Injection", "credential_injection"]
 
 ANTHROPIC_BETA: Final = "anthropic-beta"
 ANTHROPIC_OAUTH_BETA: Final = "oauth-2025-04-20"
@@ -27,17 +29,39 @@ class Injection:
     set: tuple[tuple[str, str], ...] = ()
     set_if_absent: tuple[tuple[str, str], ...] = ()
     merge_beta: str | None = None  # a flag appended to anthropic-beta
+    body: bytes | None = None  # sent instead of the client's body (None: the client's)
 
     def __repr__(self) -> str:
-        # The values hold the credential, so only the names are shown.
+        # The values (and a body written here) hold the credential: only the names are shown.
         names = [name for name, _ in self.set + self.set_if_absent]
-        return f"Injection(headers={names!r}, merge_beta={self.merge_beta!r})"
+        body = "" if self.body is None else f", body=<{len(self.body)} bytes>"
+        return f"Injection(headers={names!r}, merge_beta={self.merge_beta!r}{body})"
 
 
 def credential_injection(
-    provider: ProviderSpec, cred_type: CredentialType, secret: str, *, account_id: str | None
+    provider: ProviderSpec,
+    cred_type: CredentialType,
+    secret: str,
+    *,
+    account_id: str | None,
+    url: str = "",
+    body: bytes | None = None,
 ) -> Injection:
-    """The headers that carry a profile's credential to ``provider`` (store spec §9)."""
+    """The headers that carry a profile's credential to ``provider`` (store spec §9), and what
+    its request quirks add for a request to ``url`` whose body, when the proxy holds it, is
+    ``body``."""
+    injection = _headers(provider, cred_type, secret, account_id)
+    quirk = request_quirk(provider, cred_type, secret, url, body)
+    if quirk is NO_QUIRK:
+        return injection
+    return replace(
+        injection, set_if_absent=injection.set_if_absent + quirk.headers, body=quirk.body
+    )
+
+
+def _headers(
+    provider: ProviderSpec, cred_type: CredentialType, secret: str, account_id: str | None
+) -> Injection:
     _check_header_value(secret, provider.name, "credential")
     bearer = ("authorization", f"Bearer {secret}")
     if provider.kind == "openai-codex" or (provider.kind == "openai" and cred_type == "oauth"):
@@ -54,7 +78,7 @@ def credential_injection(
         if cred_type != "api_key" and provider.token_auth is not None:
             auth = provider.token_auth  # e.g. Anthropic-style APIs: keys x-api-key, tokens Bearer
         extra = _quirk_headers(provider, cred_type)
-        return Injection(set=(_auth_header(auth, secret),), set_if_absent=extra)
+        return Injection(set=_auth_headers(auth, secret), set_if_absent=extra)
     return Injection(set=(bearer,))
 
 
@@ -70,16 +94,19 @@ def _quirk_headers(
     return ()
 
 
-def _auth_header(auth: str, secret: str) -> tuple[str, str]:
-    """``bearer``, ``x-api-key``, ``header:<Name>`` (the bare secret) or ``authorization:<Scheme>``
-    (e.g. fal's ``Authorization: Key <secret>``)."""
+def _auth_headers(auth: str, secret: str) -> tuple[tuple[str, str], ...]:
+    """``bearer``, ``x-api-key``, ``header:<Name>`` (the bare secret), ``authorization:<Scheme>``
+    (e.g. fal's ``Authorization: Key <secret>``), or ``none``: a provider OpenClaw sends no
+    credential to (Apple's on-device models), so the secret goes nowhere."""
+    if auth == "none":
+        return ()
     if auth == "x-api-key":
-        return ("x-api-key", secret)
+        return (("x-api-key", secret),)
     if auth.startswith("header:"):
-        return (auth.removeprefix("header:").lower(), secret)
+        return ((auth.removeprefix("header:").lower(), secret),)
     if auth.startswith("authorization:"):
-        return ("authorization", f"{auth.removeprefix('authorization:')} {secret}")
-    return ("authorization", f"Bearer {secret}")
+        return (("authorization", f"{auth.removeprefix('authorization:')} {secret}"),)
+    return (("authorization", f"Bearer {secret}"),)
 
 
 def _check_header_value(value: str, provider: str, what: str) -> None:

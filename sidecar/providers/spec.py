@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 ProviderKind = Literal["openai", "openai-codex", "anthropic", "generic"]
+CredentialType = Literal["api_key", "token", "oauth"]
 ErrorStyle = Literal["openai", "anthropic"]
 # How a provider's OAuth logins are refreshed, as OpenClaw refreshes them (providers/flows.py);
 # "none": OpenClaw cannot refresh them either, the user signs in again.
@@ -42,7 +43,8 @@ class ProviderSpec:
     name: str
     kind: ProviderKind
     base_url: str  # "" when the endpoint is per user and not configured
-    # How an api_key is sent: bearer | x-api-key | header:<Name> | authorization:<Scheme>.
+    # How an api_key is sent: bearer | x-api-key | header:<Name> | authorization:<Scheme>, or
+    # none (OpenClaw sends no credential to it: nothing is sent).
     auth: str = "bearer"
     error_style: ErrorStyle = "openai"
     token_url: str | None = None

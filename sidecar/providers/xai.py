@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from sidecar.errors import RefreshUnavailable
 from sidecar.providers import oauth
 from sidecar.providers.answers import json_object, lifetime_ms, string
+from sidecar.providers.conversation import ModelCall
 from sidecar.providers.grants import (
     Answer,
     Grant,
@@ -32,7 +33,8 @@ ISSUER: Final = "https://auth.x.ai"
 CLIENT_VERSION: Final = "2026.9.6"
 USER_AGENT: Final = f"openclaw/{CLIENT_VERSION}"
 # What 2026.9.6 adds to an OAuth login's requests to the Grok CLI proxy (extensions/xai/stream.ts
-# createXaiGrokOAuthHeadersWrapper); it also sends x-grok-model-override, the request's model.
+# createXaiGrokOAuthHeadersWrapper); it also sends x-grok-model-override, the request's model
+# (model_override below).
 OAUTH_HEADERS: Final = (
     ("x-xai-token-auth", "xai-grok-cli"),
     ("x-grok-client-version", CLIENT_VERSION),
@@ -41,6 +43,19 @@ _DISCOVERY: Final = "/.well-known/openid-configuration"
 # 2026.9.6 rediscovers rather than use <issuer>/oauth/token (isLegacyXaiOAuthTokenEndpoint).
 _LEGACY_TOKEN_PATH: Final = "/oauth/token"  # noqa: S105 (a path, not a secret)
 _MAX_EXP_S: Final = 10**11  # an exp beyond this is not seconds since the epoch
+
+
+def model_override(call: ModelCall | None) -> tuple[tuple[str, str], ...]:
+    """``x-grok-model-override``: the model a model call asks for, as 2026.9.6's
+    ``createXaiGrokOAuthHeadersWrapper`` sends ``model.id`` on every model request of an OAuth
+    login to the Grok CLI proxy (the Responses API, or chat completions). Nothing when the body
+    names no model the sidecar can read, or one that cannot go in a header: OpenClaw always
+    knows its model, and the sidecar does not guess one."""
+    if call is None or call.api == "messages" or call.model is None:
+        return ()
+    if not all(" " <= char <= "~" for char in call.model):
+        return ()
+    return (("x-grok-model-override", call.model),)
 
 
 def refresh_flow(auth: ProviderAuth, login: Login) -> RefreshFlow:

@@ -56,6 +56,12 @@ class RequestBody:
             if chunk:
                 yield chunk
 
+    async def hold(self, length: int | None) -> None:
+        """Read a body whose declared ``length`` fits the replay limit before anything is sent
+        (it is then sent from what was kept); leave any other to stream."""
+        if length is not None and length <= self._limit:
+            await self.drain()
+
     async def drain(self) -> None:
         """Read whatever the client still sends, so the connection stays usable."""
         if not self.started:

@@ -34,6 +34,7 @@ from sidecar.providers.catalog import ProviderSpec
 from sidecar.providers.endpoints import base_url_for
 from sidecar.providers.ids import profiles_of, stored_spellings
 from sidecar.providers.injection import credential_injection
+from sidecar.providers.quirks import reads_body
 from sidecar.proxy import headers as rules
 from sidecar.proxy.agents import KnownAgents
 from sidecar.proxy.body import ClientDisconnected, RequestBody
@@ -189,6 +190,8 @@ class Proxy:
         client, the next usable profile's, until one succeeds; the last failure when none is
         left. A pinned profile never moves, and a body over the replay limit is not sent twice."""
         candidates = self._candidates(route, view, await self._model_for(route, view, scope, body))
+        if reads_body(self.settings.providers[route.provider]):  # its quirks read the body
+            await body.hold(rules.body_length(scope["headers"]))
         content = await self._content(scope["headers"], body)
         failed: tuple[httpx.Response, ProfileView, Verdict] | None = None
         while True:
@@ -515,15 +518,19 @@ class Proxy:
                 f"profile {cred.profile_id} is a {cred.provider} credential and is never sent "
                 f"to {spec.name}; name a {spec.name} profile"
             )
+        held = content if isinstance(content, bytes) else None
         injection = credential_injection(
-            spec, cred.type, cred.secret.reveal(), account_id=cred.account_id
+            spec, cred.type, cred.secret.reveal(), account_id=cred.account_id, url=url, body=held
         )
+        length = rules.body_length(scope["headers"])  # framed by the sidecar, RFC 9112 §6
+        if injection.body is not None:  # a provider's quirk wrote the body (Comfy Cloud's key)
+            content, length = injection.body, len(injection.body)
         request = self.upstream.request(
             scope["method"],
             url,
             rules.outbound_request_headers(scope["headers"], injection),
             content,
-            length=rules.body_length(scope["headers"]),  # framed by the sidecar, RFC 9112 §6
+            length=length,
         )
         try:
             return await self.upstream.send(request)

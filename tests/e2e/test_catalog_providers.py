@@ -61,7 +61,15 @@ ENTRIES = sorted(CATALOG.values(), key=lambda e: e.spec.name)
 CONFIG_ONLY = [
     e.spec.name for e in ENTRIES if not e.spec.base_url and e.spec.name not in PROFILE_ENDPOINTS
 ]
-CASES = [(entry, cred) for entry in ENTRIES for cred in entry.credentials]
+
+
+def tried_with(entry: CatalogEntry) -> tuple[str, ...]:
+    """The profile types to try: those OpenClaw stores, or for a provider it stores none for
+    (apple-fm) an API key a user wrote by hand, which must then go nowhere."""
+    return entry.credentials or ("api_key",)
+
+
+CASES = [(entry, cred) for entry in ENTRIES for cred in tried_with(entry)]
 
 
 def owner(spec: ProviderSpec) -> str:
@@ -82,13 +90,15 @@ def expected_base(spec: ProviderSpec, cred: str) -> str:
     return spec.base_url or configured_url(spec.name)
 
 
-def expected_header(spec: ProviderSpec, cred: str, secret: str) -> tuple[str, str]:
+def expected_header(spec: ProviderSpec, cred: str, secret: str) -> tuple[str, str] | None:
     """The header the catalog says carries this credential type (docs/providers.md's columns:
     an API key as ``auth``, a token or OAuth access token as ``token_auth``, else as ``auth``;
-    the three built-in kinds send tokens as Bearer)."""
+    the three built-in kinds send tokens as Bearer); None for ``none``."""
     auth = spec.auth
     if cred != "api_key":
         auth = spec.token_auth or (auth if spec.kind == "generic" else "bearer")
+    if auth == "none":
+        return None
     if auth == "bearer":
         return "authorization", f"Bearer {secret}"
     if auth.startswith("authorization:"):
@@ -230,14 +240,25 @@ def world(tmp_path_factory: pytest.TempPathFactory, leaks: Leaks) -> Iterator[Wo
         assert interception.proxy.refused == []
 
 
-def send(world: World, sidecar: Sidecar, agent: str, route: str, path: str) -> httpx.Response:
+CHAT = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'
+
+
+def send(
+    world: World,
+    sidecar: Sidecar,
+    agent: str,
+    route: str,
+    path: str,
+    body: bytes = CHAT,
+    extra: Mapping[str, str] | None = None,
+) -> httpx.Response:
     """A client request as an SDK would send it, with placeholder credentials of its own."""
     headers = {
         "authorization": f"Bearer {PLACEHOLDER}",
         "x-api-key": PLACEHOLDER,
         "content-type": "application/json",
+        **(extra or {}),
     }
-    body = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'
     url = f"{sidecar.url()}/agents/{agent}/{route}{path}"
     response = world.http.post(url, headers=headers, content=body)
     world.leaks.scan(f"the answer to {route}", repr(response.headers.raw) + response.text)
@@ -250,8 +271,10 @@ def only_request(world: World) -> Seen:
     return seen[0]
 
 
-def assert_arrived(seen: Seen, base: str, path: str, header: tuple[str, str], secret: str) -> None:
-    """At the base URL's host and path, in ``header`` and nowhere else."""
+def assert_arrived(
+    seen: Seen, base: str, path: str, header: tuple[str, str] | None, secret: str
+) -> None:
+    """At the base URL's host and path, in ``header`` and nowhere else (None: nowhere)."""
     parts = urlsplit(base)
     assert (seen.method, seen.host, seen.path, seen.query) == (
         "POST",
@@ -260,8 +283,10 @@ def assert_arrived(seen: Seen, base: str, path: str, header: tuple[str, str], se
         "",
     )
     carrying = [(name, value) for name, value in seen.headers if secret in value]
-    assert carrying == [header]
-    assert {name for name, _ in seen.headers} & CREDENTIAL_HEADERS == {header[0]}
+    assert carrying == ([header] if header else [])
+    assert {name for name, _ in seen.headers} & CREDENTIAL_HEADERS == (
+        {header[0]} if header else set()
+    )
     assert secret.encode() not in seen.body
     assert all(PLACEHOLDER not in value for _, value in seen.headers)
 
@@ -285,6 +310,21 @@ def test_credential_arrives_in_the_providers_header(
     if spec.kind == "openai-codex" or (spec.kind == "anthropic" and cred != "api_key"):
         extra = seen.header("chatgpt-account-id") or seen.header("anthropic-beta")
         assert extra == ([ACCOUNT] if spec.kind == "openai-codex" else ["oauth-2025-04-20"])
+    assert [(n, v) for n, v in seen.headers if n in QUIRK_HEADERS] == expected_quirks(spec, cred)
+
+
+# The headers OpenClaw derives from a request's body (sidecar/providers/quirks.py).
+QUIRK_HEADERS = frozenset({"x-initiator", "copilot-vision-request", "x-grok-model-override"})
+
+
+def expected_quirks(spec: ProviderSpec, cred: str) -> list[tuple[str, str]]:
+    """What the quirks add to ``send``'s chat completion (the user's turn, model "m"): Copilot's
+    initiator, and on an xAI login (to the Grok CLI proxy) the model override."""
+    if spec.name == "github-copilot":
+        return [("x-initiator", "user")]
+    if spec.name == "xai" and cred == "oauth":
+        return [("x-grok-model-override", "m")]
+    return []
 
 
 @pytest.mark.parametrize("name", CONFIG_ONLY)
@@ -292,7 +332,7 @@ def test_a_per_user_endpoint_without_config_names_the_key(world: World, name: st
     """With zero config a provider whose endpoint is per user (and in no profile) is not
     guessed: the answer names the config key to set, and nothing is sent anywhere."""
     spec = CATALOG[name].spec
-    cred = CATALOG[name].credentials[0]
+    cred = tried_with(CATALOG[name])[0]
     response = send(world, world.zero, AGENT_FOR[cred], name, "/chat/completions")
     assert (response.status_code, response.headers["x-openclaw-sidecar-error"]) == (
         404,
@@ -350,3 +390,77 @@ def test_ids_are_compared_as_openclaw_compares_them(
 
 def base_route(base: str) -> str:
     return next(e.spec.name for e in ENTRIES if e.spec.base_url == base)
+
+
+# --- what OpenClaw derives from the request body (sidecar/providers/quirks.py) -------------------
+
+COPILOT_BASE = "https://api.individual.githubcopilot.com"
+TOOL_LAST = {"model": "gpt-5", "messages": [
+    {"role": "user", "content": "go"},
+    {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function"}]},
+    {"role": "tool", "tool_call_id": "c1", "content": "done"},
+]}  # fmt: skip
+OVER_LIMIT = {**TOOL_LAST, "padding": "x" * 1_100_000}  # past the default 1 MiB replay limit
+
+
+@pytest.mark.parametrize(
+    ("path", "doc", "extra", "initiator"),
+    [
+        ("/chat/completions", TOOL_LAST, {}, "agent"),
+        ("/responses", {"model": "gpt-5", "input": [
+            {"role": "user", "content": "go"},
+            {"type": "function_call_output", "call_id": "c1", "output": "done"}]}, {}, "agent"),
+        ("/v1/messages", {"model": "claude", "messages": [
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c1"}]}]},
+         {}, "agent"),
+        ("/chat/completions", TOOL_LAST, {"X-Initiator": "user"}, "user"),  # the client's own
+        ("/chat/completions", OVER_LIMIT, {}, "user"),  # not held: an empty conversation
+    ],
+    ids=["chat-tool", "responses-output", "messages-tool-result", "client-wins", "over-limit"],
+)  # fmt: skip
+def test_copilot_s_initiator_follows_the_conversation(
+    world: World, path: str, doc: dict[str, Any], extra: dict[str, str], initiator: str
+) -> None:
+    """The real sidecar sends Copilot x-initiator as OpenClaw infers it from the last turn,
+    never over a client's own, and "user" when it does not hold the body."""
+    secret = world.store.secrets[("oauth", "github-copilot")]
+    body = json.dumps(doc).encode()
+    response = send(world, world.zero, "logins", "github-copilot", path, body, extra)
+    assert response.status_code == 200, response.text
+    seen = only_request(world)
+    assert_arrived(seen, COPILOT_BASE, path, ("authorization", f"Bearer {secret}"), secret)
+    assert seen.header("x-initiator") == [initiator]
+    assert seen.body == body
+
+
+def test_a_grok_login_names_the_model_it_asks_for(world: World) -> None:
+    """An xAI login's Responses call goes to the Grok CLI proxy with x-grok-model-override, the
+    body's model (2026.9.6 createXaiGrokOAuthHeadersWrapper); an API key's does not."""
+    body = b'{"model": "grok-4", "input": "hi"}'
+    for agent, cred in (("logins", "oauth"), ("keys", "api_key")):
+        secret = world.store.secret(cred, CATALOG["xai"].spec)
+        response = send(world, world.zero, agent, "xai", "/responses", body)
+        assert response.status_code == 200, response.text
+        seen = only_request(world)
+        base = expected_base(CATALOG["xai"].spec, cred)
+        assert_arrived(seen, base, "/responses", ("authorization", f"Bearer {secret}"), secret)
+        expected = ["grok-4"] if cred == "oauth" else []
+        assert seen.header("x-grok-model-override") == expected
+
+
+def test_comfy_cloud_gets_its_key_in_the_workflow_submission(world: World) -> None:
+    """A workflow submission to Comfy Cloud carries the key in extra_data.api_key_comfy_org as
+    OpenClaw writes it (the client's placeholder replaced), framed by the new body's length, at
+    Comfy's own host only; the answer to the client holds no key."""
+    secret = world.store.secret("api_key", CATALOG["comfy"].spec)
+    doc = {"prompt": {"9": {"class_type": "SaveImage", "inputs": {}}}, "client_id": "c1",
+           "extra_data": {"api_key_comfy_org": PLACEHOLDER}}  # fmt: skip
+    response = send(world, world.zero, "keys", "comfy", "/api/prompt", json.dumps(doc).encode())
+    assert response.status_code == 200, response.text
+    seen = only_request(world)
+    assert (seen.host, seen.path) == ("cloud.comfy.org", "/api/prompt")
+    assert json.loads(seen.body) == {**doc, "extra_data": {"api_key_comfy_org": secret}}
+    assert seen.header("content-length") == [str(len(seen.body))]
+    assert [(n, v) for n, v in seen.headers if secret in v] == [("x-api-key", secret)]
+    assert seen.body.count(secret.encode()) == 1
+    assert PLACEHOLDER.encode() not in seen.body

@@ -87,12 +87,46 @@ def test_entry_is_well_formed(entry: CatalogEntry) -> None:
     else:
         assert spec.endpoint is not None
     for auth in (spec.auth, spec.token_auth or "bearer"):
-        assert auth.startswith(AUTH_FORMS)
+        assert auth.startswith(AUTH_FORMS) or auth == "none"
     assert set(entry.credentials) <= set(CREDENTIAL_TYPES)
-    assert entry.credentials
+    assert entry.credentials or spec.auth == "none"  # none stored: none sent
     assert spec.error_style == ("anthropic" if entry.api == "anthropic-messages" else "openai")
     assert spec.profiles_from is None or spec.profiles_from in CATALOG
     assert all((entry.openclaw, entry.base_url_from, entry.auth_from, entry.api_from))
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.spec.name)
+def test_every_auth_was_read(entry: CatalogEntry) -> None:
+    """No entry's header is a guess: each names where it was read (a package file, or an
+    external plugin's source at a commit)."""
+    assert "assumed" not in entry.auth_from
+    assert entry.auth_from.startswith(("2026.", "openclaw/openclaw@"))
+
+
+@pytest.mark.parametrize(
+    ("name", "auth", "credentials", "read_in"),
+    [
+        # The Vertex SDK's Authorization: Bearer, with a token OpenClaw gets from ADC.
+        (
+            "anthropic-vertex",
+            "bearer",
+            ("token",),
+            "packages/vertex-sdk/src/client.ts AnthropicVertex #adaptRequest",
+        ),
+        # A process on the Mac, no HTTP, no stored credential: nothing is sent.
+        ("apple-fm", "none", (), "2026.9.6 dist/extensions/apple-fm/native.js"),
+        ("pixverse", "header:API-KEY", ("api_key",), "extensions/pixverse/video-generation"),
+        ("radius", "bearer", ("api_key", "oauth"), "extensions/radius/stream.ts"),
+    ],
+)
+def test_the_once_assumed_headers_are_what_openclaw_s_code_sends(
+    name: str, auth: str, credentials: tuple[str, ...], read_in: str
+) -> None:
+    """anthropic-vertex, apple-fm, pixverse and radius: the header their plugin's code sends,
+    and where that was read."""
+    entry = CATALOG[name]
+    assert (entry.spec.auth, entry.spec.token_auth, entry.credentials) == (auth, None, credentials)
+    assert read_in in entry.auth_from
 
 
 def test_aliases_point_at_catalog_entries() -> None:

@@ -5,6 +5,7 @@ each credential goes and the headers OpenClaw adds."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from sidecar.errors import ReauthRequired, RefreshUnavailable
 from sidecar.providers import copilot, flows
 from sidecar.providers.catalog import BUILTIN_PROVIDERS
+from sidecar.providers.conversation import model_call
 from sidecar.providers.grants import Answer, Grant, Login, TokenRejected, TokenRequest
 from sidecar.providers.injection import Injection, credential_injection
 from sidecar.secret import Secret
@@ -217,3 +219,82 @@ def test_the_copilot_request_headers_follow_the_model(
     )
     assert injection == Injection(set=(("authorization", f"Bearer {secret}"),), set_if_absent=extra)
     assert dict(extra)["editor-version"] == "vscode/1.107.0"
+
+
+# --- the per-request headers: x-initiator and the vision flag ------------------------------------
+
+USER = {"role": "user", "content": "fix the bug"}
+ASSISTANT = {"role": "assistant", "content": None, "tool_calls": [{"id": "c1"}]}
+TOOL = {"role": "tool", "tool_call_id": "c1", "content": "done"}
+TOOL_RESULT = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c1"}]}
+CALL_OUTPUT = {"type": "function_call_output", "call_id": "c1", "output": "done"}
+
+
+def chat(*turns: object) -> bytes:
+    return json.dumps({"model": "gpt-5", "messages": list(turns)}).encode()
+
+
+def responses(items: object) -> bytes:
+    return json.dumps({"model": "gpt-5", "input": items}).encode()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "initiator"),
+    [
+        # The user's own words: a user turn last.
+        ("/chat/completions", chat(USER), "user"),
+        ("/responses", responses("fix the bug"), "user"),
+        ("/responses", responses([USER]), "user"),
+        ("/v1/messages", chat(USER), "user"),
+        # The agent's loop: a tool's result, or the assistant's turn, last.
+        ("/chat/completions", chat(USER, ASSISTANT, TOOL), "agent"),
+        ("/chat/completions", chat(USER, ASSISTANT), "agent"),
+        ("/responses", responses([USER, {"type": "function_call"}, CALL_OUTPUT]), "agent"),
+        ("/v1/messages", chat(USER, ASSISTANT, TOOL_RESULT), "agent"),
+        # Nothing to read (a body over the replay limit, chunked, or not JSON): OpenClaw's
+        # answer for an empty conversation.
+        ("/chat/completions", None, "user"),
+        ("/chat/completions", b"{not json", "user"),
+        ("/chat/completions", chat(), "user"),
+        ("/chat/completions", chat(None), "user"),
+    ],
+)
+def test_x_initiator_is_inferred_from_the_last_turn(
+    path: str, body: bytes | None, initiator: str
+) -> None:
+    """``agent`` unless the last turn is the user's own (2026.9.6 projectCopilotRequestFacts,
+    nested; 2026.6.1 inferCopilotInitiator), for each API OpenClaw's wrapper handles."""
+    call = model_call(path, body)
+    assert copilot.conversation_headers(call) == (("x-initiator", initiator),)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/chat/completions", chat({"role": "user", "content": [{"type": "image_url"}]})),
+        ("/responses", responses([{"role": "user", "content": [{"type": "input_image"}]}])),
+        ("/responses", responses([{"type": "function_call_output", "output": [
+            {"type": "input_image"}]}])),
+        ("/v1/messages", chat({"role": "user", "content": [
+            {"type": "tool_result", "content": [{"type": "image"}]}]})),
+    ],
+)  # fmt: skip
+def test_an_image_adds_the_vision_flag(path: str, body: bytes) -> None:
+    """An image in a user turn or a tool's result: Copilot-Vision-Request, as OpenClaw sends it
+    with the initiator."""
+    headers = dict(copilot.conversation_headers(model_call(path, body)))
+    assert headers["copilot-vision-request"] == "true"
+
+
+def test_an_image_from_the_assistant_is_no_vision_request() -> None:
+    """Only the user's and tools' images count (an assistant turn's do not)."""
+    body = chat({"role": "assistant", "content": [{"type": "image_url"}]}, USER)
+    assert copilot.conversation_headers(model_call("/chat/completions", body)) == (
+        ("x-initiator", "user"),
+    )
+
+
+@pytest.mark.parametrize("path", ["/models", "/embeddings", "/v1/messages/count_tokens"])
+def test_other_requests_get_no_conversation_headers(path: str) -> None:
+    """Only model calls go through OpenClaw's wrapper: a listing or embeddings get nothing."""
+    assert copilot.conversation_headers(model_call(path, chat(USER))) == ()

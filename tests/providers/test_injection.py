@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from sidecar.errors import StoreError
+from sidecar.providers import copilot
 from sidecar.providers.catalog import BUILTIN_PROVIDERS, ProviderSpec
 from sidecar.providers.injection import CredentialType, Injection, credential_injection
 
@@ -62,6 +63,9 @@ CLAIMED = jwt({"https://api.openai.com/auth": {"chatgpt_account_id": "acct-claim
          Injection(set=(("x-goog-api-key", "SECRET"),))),
         (replace(GENERIC, auth="authorization:Key"), "api_key", None,
          Injection(set=(("authorization", "Key SECRET"),))),
+        # A provider OpenClaw sends no credential to (apple-fm): the secret goes nowhere.
+        (replace(GENERIC, auth="none"), "api_key", None, Injection()),
+        (replace(GENERIC, auth="none"), "token", None, Injection()),
         (replace(GENERIC, auth="x-api-key", token_auth="bearer"), "api_key", None,
          Injection(set=(("x-api-key", "SECRET"),))),
         (replace(GENERIC, auth="x-api-key", token_auth="bearer"), "token", None,
@@ -107,3 +111,36 @@ def test_injection_repr_hides_the_secret() -> None:
     """An Injection's repr names the headers but not their values."""
     injection = credential_injection(ANTHROPIC, "oauth", "sk-ant-oat01-SECRET", account_id=None)
     assert repr(injection) == "Injection(headers=['authorization'], merge_beta='oauth-2025-04-20')"
+
+
+COPILOT = BUILTIN_PROVIDERS["github-copilot"]
+COMFY = BUILTIN_PROVIDERS["comfy"]
+TOOL_TURN = b'{"model": "gpt-5", "messages": [{"role": "tool", "content": "done"}]}'
+
+
+def test_a_provider_s_quirks_join_its_credential() -> None:
+    """Copilot's x-initiator fills a gap after its identity headers, like them never over a
+    client's own; the credential's header is unchanged."""
+    url = "https://api.individual.githubcopilot.com/chat/completions"
+    injection = credential_injection(
+        COPILOT, "token", "SECRET", account_id=None, url=url, body=TOOL_TURN
+    )
+    assert injection == Injection(
+        set=(("authorization", "Bearer SECRET"),),
+        set_if_absent=(*copilot.GITHUB_TOKEN_HEADERS, ("x-initiator", "agent")),
+    )
+
+
+def test_a_body_quirk_carries_the_credential_and_hides_it() -> None:
+    """Comfy Cloud's submission gets the key in its body as well as in X-API-Key; the
+    injection's repr names neither."""
+    injection = credential_injection(
+        COMFY, "api_key", "SECRET", account_id=None,
+        url="https://cloud.comfy.org/api/prompt", body=b'{"prompt": {}}',
+    )  # fmt: skip
+    assert injection == Injection(
+        set=(("x-api-key", "SECRET"),),
+        body=b'{"prompt":{},"extra_data":{"api_key_comfy_org":"SECRET"}}',
+    )
+    assert "SECRET" not in repr(injection)
+    assert repr(injection) == "Injection(headers=['x-api-key'], merge_beta=None, body=<57 bytes>)"

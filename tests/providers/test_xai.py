@@ -12,8 +12,9 @@ import pytest
 from sidecar.errors import RefreshUnavailable
 from sidecar.providers import flows
 from sidecar.providers.catalog import BUILTIN_PROVIDERS
+from sidecar.providers.conversation import model_call
 from sidecar.providers.grants import Answer, Grant, Login, TokenRejected, TokenRequest
-from sidecar.providers.xai import is_trusted
+from sidecar.providers.xai import is_trusted, model_override
 from sidecar.secret import Secret
 from tests.providers.flow_support import NOW, answer, drive, jwt
 
@@ -206,3 +207,33 @@ def test_the_form_holds_the_refresh_token_once() -> None:
         ("client_id", CLIENT),
         ("refresh_token", "rt-old"),
     ]
+
+
+# --- x-grok-model-override ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "expected"),
+    [
+        ("/v1/responses", b'{"model": "grok-4", "input": "hi"}',
+         (("x-grok-model-override", "grok-4"),)),
+        ("/v1/chat/completions", b'{"model": "grok-code-fast-1", "messages": []}',
+         (("x-grok-model-override", "grok-code-fast-1"),)),
+        # No model to read: the body not held, not JSON, without a model.
+        ("/v1/responses", None, ()),
+        ("/v1/responses", b"not json", ()),
+        ("/v1/responses", b'{"input": "hi"}', ()),
+        # A model that cannot go in a header is not sent as one.
+        ("/v1/responses", b'{"model": "grok\\r\\nx-evil: 1"}', ()),
+        ("/v1/responses", '{"model": "grök"}'.encode(), ()),
+        # Not a model call OpenClaw's Grok wrapper sends (a listing, Anthropic's shape).
+        ("/v1/models", None, ()),
+        ("/v1/messages", b'{"model": "grok-4", "messages": []}', ()),
+    ],
+)  # fmt: skip
+def test_the_model_override_is_the_model_the_call_asks_for(
+    path: str, body: bytes | None, expected: tuple[tuple[str, str], ...]
+) -> None:
+    """2026.9.6 createXaiGrokOAuthHeadersWrapper sends model.id; the sidecar the body's model,
+    and nothing it cannot read or put in a header."""
+    assert model_override(model_call(path, body)) == expected
