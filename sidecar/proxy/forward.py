@@ -520,7 +520,12 @@ class Proxy:
             )
         held = content if isinstance(content, bytes) else None
         injection = credential_injection(
-            spec, cred.type, cred.secret.reveal(), account_id=cred.account_id, url=url, body=held
+            spec,
+            cred.type,
+            cred.secret.reveal(),
+            account_id=cred.account_id,
+            url=str(url),
+            body=held,
         )
         length = rules.body_length(scope["headers"])  # framed by the sidecar, RFC 9112 §6
         if injection.body is not None:  # a provider's quirk wrote the body (Comfy Cloud's key)
