@@ -13,7 +13,8 @@ httpx-aiohttp's transport, with its one request method rewritten for a proxy:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+import functools
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 
 import httpx
 import yarl
@@ -80,25 +81,60 @@ class PooledTransport(AiohttpTransport):
     Proxies come from the session (``trust_env``), not from this transport."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        length = request.headers.get("content-length")
+        try:
+            content: bytes | AsyncIterable[bytes] = request.content
+        except httpx.RequestNotRead:  # streamed: chunked unless a Content-Length frames it
+            content = request.stream  # type: ignore[assignment]
+        response = await self.send_parts(
+            request.method,
+            request.url,
+            request.headers.raw,
+            content,
+            None if length is None else int(length),
+            request.extensions.get("timeout", {}),
+            sni_hostname=request.extensions.get("sni_hostname"),
+            framed=True,
+        )
+        response.request = request
+        return response
+
+    async def send_parts(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: Sequence[tuple[bytes, bytes]],
+        content: bytes | AsyncIterable[bytes],
+        length: int | None,
+        timeouts: Mapping[str, float | None],
+        *,
+        sni_hostname: str | None = None,
+        framed: bool = False,
+    ) -> httpx.Response:
+        """A request from its parts, with no ``httpx.Request`` built for it (the proxy's path).
+        Framed by ``length`` when given, else by ``content`` as bytes (none when empty), else
+        chunked; ``framed``: ``headers`` carry the framing already (an httpx request's)."""
         if not isinstance(self.client, ClientSession):
             self.client = self.get_client()
-        timeout = request.extensions.get("timeout", {})
-        body = _body(request)
+        if not framed:
+            if length is None and isinstance(content, bytes) and content:
+                length = len(content)
+            if length is not None:
+                headers = [*headers, (b"content-length", str(length).encode("ascii"))]
+        body = _body(content, length)
         with map_aiohttp_exceptions():
             response = await self.client.request(
-                method=request.method,
-                url=yarl.URL(str(request.url), encoded=True),
-                headers=_headers(request),
+                method=method,
+                url=yarl.URL(str(url), encoded=True),
+                headers=_headers(headers),
                 data=body,
                 allow_redirects=False,
                 auto_decompress=False,
                 compress=False,
-                timeout=ClientTimeout(
-                    sock_connect=timeout.get("connect"),
-                    sock_read=timeout.get("read"),
-                    connect=timeout.get("pool"),
+                timeout=_timeout(
+                    timeouts.get("connect"), timeouts.get("read"), timeouts.get("pool")
                 ),
-                server_hostname=request.extensions.get("sni_hostname"),
+                server_hostname=sni_hostname,
             )
         extensions = {"http_version": b"HTTP/1.1"}
         if response.reason:
@@ -107,31 +143,31 @@ class PooledTransport(AiohttpTransport):
             status_code=response.status,
             headers=response.raw_headers,
             stream=PooledStream(response, body),
-            request=request,
             extensions=extensions,
         )
 
 
-def _body(request: httpx.Request) -> WholeBody | None:
-    length = request.headers.get("content-length")
-    declared = int(length) if length is not None else None
-    try:
-        content = request.content
-    except httpx.RequestNotRead:  # streamed: chunked unless a Content-Length frames it
-        return WholeBody(request.stream, declared)  # type: ignore[arg-type]
-    return WholeBody(_once(content), declared) if content else None
+@functools.lru_cache(maxsize=64)
+def _timeout(connect: float | None, read: float | None, pool: float | None) -> ClientTimeout:
+    return ClientTimeout(sock_connect=connect, sock_read=read, connect=pool)
+
+
+def _body(content: bytes | AsyncIterable[bytes], declared: int | None) -> WholeBody | None:
+    if isinstance(content, bytes):
+        return WholeBody(_once(content), declared) if content else None
+    return WholeBody(content, declared)
 
 
 async def _once(content: bytes) -> AsyncIterator[bytes]:
     yield content
 
 
-def _headers(request: httpx.Request) -> list[tuple[str, str]]:
+def _headers(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
     """Every header line in order, repeated ones apart. Transfer-Encoding is aiohttp's to set
     (it chunks a body that has no Content-Length)."""
     return [
         (name.decode("ascii"), _text(value))
-        for name, value in request.headers.raw
+        for name, value in headers
         if name.lower() != b"transfer-encoding"
     ]
 

@@ -530,15 +530,14 @@ class Proxy:
         length = rules.body_length(scope["headers"])  # framed by the sidecar, RFC 9112 §6
         if injection.body is not None:  # a provider's quirk wrote the body (Comfy Cloud's key)
             content, length = injection.body, len(injection.body)
-        request = self.upstream.request(
-            scope["method"],
-            url,
-            rules.outbound_request_headers(scope["headers"], injection),
-            content,
-            length=length,
-        )
         try:
-            return await self.upstream.send(request)
+            return await self.upstream.send_parts(
+                scope["method"],
+                url,
+                rules.outbound_request_headers(scope["headers"], injection),
+                content,
+                length=length,
+            )
         except httpx.TransportError as exc:
             if isinstance(exc.__context__, ClientDisconnected):
                 raise ClientDisconnected from exc

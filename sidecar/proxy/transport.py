@@ -67,15 +67,32 @@ class Upstream:
             method, url, headers=headers, content=content, extensions={"timeout": self._timeout}
         )
 
+    async def send_parts(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: list[tuple[bytes, bytes]],
+        content: bytes | AsyncIterable[bytes],
+        *,
+        length: int | None = None,
+    ) -> httpx.Response:
+        """``request(...)`` sent; on aiohttp's pool without an ``httpx.Request`` made for it."""
+        if not isinstance(self.transport, PooledTransport):
+            return await self.send(self.request(method, url, headers, content, length=length))
+        try:
+            return await self.transport.send_parts(
+                method, url, headers, content, length, self._timeout
+            )
+        except (aiohttp.ClientResponseError, httpx.RemoteProtocolError) as exc:
+            raise _not_http(exc) from None
+
     async def send(self, request: httpx.Request) -> httpx.Response:
         try:
             response = await self.transport.handle_async_request(request)
         except (aiohttp.ClientResponseError, httpx.RemoteProtocolError) as exc:
             # httpx-aiohttp passes aiohttp's parse errors through untranslated. ``from None``:
             # the original, with the quoted line, must not ride along in a traceback.
-            raise httpx.RemoteProtocolError(
-                f"the upstream's answer is not valid HTTP ({_parser_error(exc)})"
-            ) from None
+            raise _not_http(exc) from None
         response.request = request
         return response
 
@@ -86,6 +103,12 @@ class Upstream:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.transport.aclose()
+
+
+def _not_http(exc: Exception) -> httpx.RemoteProtocolError:
+    return httpx.RemoteProtocolError(
+        f"the upstream's answer is not valid HTTP ({_parser_error(exc)})"
+    )
 
 
 def _parser_error(exc: Exception) -> str:

@@ -58,6 +58,17 @@ class Upstream_:
     ) -> httpx.Request:
         return httpx.Request(method, url, headers=headers, content=content)
 
+    async def send_parts(
+        self,
+        method: str,
+        url: Any,
+        headers: list[tuple[bytes, bytes]],
+        content: Any,
+        *,
+        length: int | None = None,
+    ) -> httpx.Response:
+        return await self.send(self.request(method, url, headers, content, length=length))
+
     async def send(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         return self.answer(request)

@@ -71,6 +71,17 @@ class Recording:
         self.sent.append({"url": url, "headers": headers, "content": content, "length": length})
         return httpx.Request(method, url, headers=headers, content=content)
 
+    async def send_parts(
+        self,
+        method: str,
+        url: Any,
+        headers: list[tuple[bytes, bytes]],
+        content: Any,
+        *,
+        length: int | None = None,
+    ) -> httpx.Response:
+        return await self.send(self.request(method, url, headers, content, length=length))
+
     async def send(self, request: httpx.Request) -> httpx.Response:
         self.sent[-1]["body"] = await request.aread()
         return httpx.Response(200, stream=Answer())
