@@ -46,6 +46,7 @@ def write_config(
     upstream: str,
     log_level: str = "info",
     transport: str = "aiohttp",
+    usage: bool = True,
 ) -> Path:
     path.write_text(
         f'state_dir = "{state_dir}"\n\n'
@@ -55,5 +56,6 @@ def write_config(
         f'[log]\nlevel = "{log_level}"\n\n'
         # The run's own usage database (recording is part of what is measured), not ~/.local.
         f'[usage]\ndir = "{path.parent / (path.stem + "-usage")}"\n'
+        f"enabled = {'true' if usage else 'false'}\n"
     )
     return path

@@ -66,7 +66,12 @@ def _litellm(group: Children, port: int, upstream: str) -> Child:
 
 
 def sidecar(
-    transport: str = "aiohttp", log_level: str = "info", *, profiles: int = 1, agents: int = 1
+    transport: str = "aiohttp",
+    log_level: str = "info",
+    *,
+    profiles: int = 1,
+    agents: int = 1,
+    usage: bool = True,
 ) -> Callable[[Children, int, str], Child]:
     """``openclaw-sidecar serve`` with a real config and store; ``transport`` is the config's
     ``[upstream] transport``."""
@@ -81,6 +86,7 @@ def sidecar(
             upstream=upstream,
             log_level=log_level,
             transport=transport,
+            usage=usage,
         )
         argv = [PYTHON, "-m", "sidecar", "serve", "--config", str(config)]
         return group.start(f"sidecar-{port}", argv, cpu=PROXY_CPU)
@@ -130,13 +136,16 @@ TARGETS: dict[str, Target] = {
         Target("litellm", litellm_peer.PREFIX, _litellm),
         Target("sidecar", "/openai", sidecar(), is_sidecar=True),
         Target("sidecar_nolog", "/openai", sidecar(log_level="warning"), is_sidecar=True),
+        Target("sidecar_nousage", "/openai", sidecar(usage=False), is_sidecar=True),
         Target("sidecar_httpx", "/openai", sidecar("httpx"), is_sidecar=True),
         Target("sidecar_oauth", "/openai-codex", oauth_sidecar(fleet=False), is_sidecar=True),
         Target("sidecar_fleet", "/openai-codex", oauth_sidecar(fleet=True), is_sidecar=True),
     )
 }
 # The fleet pair is measured by its own scenario ("fleet"), not with every JSON run.
-DEFAULT = [name for name in TARGETS if name not in ("sidecar_oauth", "sidecar_fleet")]
+DEFAULT = [
+    name for name in TARGETS if name not in ("sidecar_oauth", "sidecar_fleet", "sidecar_nousage")
+]
 # LiteLLM is a peer reported only, from /opt/bench-litellm when installed: opt-in (--targets).
 DEFAULT.remove("litellm")
 FLEET = ["direct", "sidecar_oauth", "sidecar_fleet"]
