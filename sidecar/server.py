@@ -5,6 +5,7 @@ SIGINT/SIGTERM."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import signal
 import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -245,6 +246,10 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
                 timeout_keep_alive=KEEP_ALIVE_S,
             )
             servers.append(_Server(config))
+        # Everything made so far (modules, the catalog, settings, apps) lives as long as the
+        # process: out of the collector's reach, a full collection walks only what requests
+        # made, instead of ~200k objects in tens of milliseconds (the p99 at one connection).
+        gc.freeze()
         async with refresher.running(), anyio.create_task_group() as background:
             background.start_soon(refresher.run, settings.refresh.background_interval_seconds)
             background.start_soon(outcomes.run)
