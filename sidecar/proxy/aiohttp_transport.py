@@ -102,7 +102,7 @@ class PooledTransport(AiohttpTransport):
     async def send_parts(
         self,
         method: str,
-        url: httpx.URL,
+        url: yarl.URL | httpx.URL,
         headers: Sequence[tuple[bytes, bytes]],
         content: bytes | AsyncIterable[bytes],
         length: int | None,
@@ -125,7 +125,7 @@ class PooledTransport(AiohttpTransport):
         with map_aiohttp_exceptions():
             response = await self.client.request(
                 method=method,
-                url=yarl.URL(str(url), encoded=True),
+                url=url if isinstance(url, yarl.URL) else yarl.URL(str(url), encoded=True),
                 headers=_headers(headers),
                 data=body,
                 allow_redirects=False,

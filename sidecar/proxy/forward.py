@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 import httpx
+import yarl
 from starlette.types import Message, Receive, Scope, Send
 
 from sidecar.auth import hints
@@ -509,7 +510,7 @@ class Proxy:
     # --- sending ---------------------------------------------------------------------------------
 
     async def _send(
-        self, scope: Scope, url: httpx.URL, spec: ProviderSpec, cred: Credential, content: Any
+        self, scope: Scope, url: yarl.URL, spec: ProviderSpec, cred: Credential, content: Any
     ) -> httpx.Response:
         if not may_carry(spec, cred.provider, cred.type):
             # The last word, whatever chose the profile: every upstream request (first send and
@@ -550,7 +551,7 @@ class Proxy:
     async def _replay(
         self,
         scope: Scope,
-        url: httpx.URL,
+        url: yarl.URL,
         spec: ProviderSpec,
         cred: Credential,
         chosen: ProfileView,

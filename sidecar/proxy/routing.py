@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import unquote
 
-import httpx
+import yarl
 
 from sidecar.errors import (
     AgentMismatch,
@@ -110,33 +110,42 @@ def repeated_base_tail(base_url: str, upstream_path: str) -> str | None:
 
 @functools.lru_cache(maxsize=1024)
 def _base_segments(base_url: str) -> tuple[str, ...]:
-    return tuple(s for s in httpx.URL(base_url).raw_path.decode("ascii").split("/") if s)
+    base = _parsed(base_url)
+    return () if base is None else tuple(s for s in base.raw_path.split("/") if s)
 
 
 @functools.lru_cache(maxsize=1024)
-def _parsed_base(base_url: str) -> httpx.URL | None:
+def _parsed_base(base_url: str) -> yarl.URL | None:
+    return _parsed(base_url)
+
+
+def _parsed(url: str) -> yarl.URL | None:
+    """``url`` as aiohttp will send it (yarl, already encoded: nothing re-quoted), or None."""
     try:
-        return httpx.URL(base_url)
-    except httpx.InvalidURL:
+        parsed = yarl.URL(url, encoded=True)
+        # yarl reads the authority lazily: every part compared later is read (checked) here.
+        if not (parsed.absolute and parsed.raw_host) or parsed.port is None:
+            return None
+        parsed.raw_user, parsed.raw_password, parsed.raw_path  # noqa: B018
+    except (ValueError, TypeError):
         return None
+    return parsed
 
 
 def upstream_url(
     base_url: str, upstream_path: str, query: bytes, *, provider: str | None = None
-) -> httpx.URL:
+) -> yarl.URL:
     """``base_url`` + path (+ query), refused unless the result stays under ``base_url`` and the
     path does not start by repeating the end of ``base_url`` (``repeated_base_tail``). Parsed
-    once, here: the request is built from this URL as it is."""
+    once, here, by the parser that sends it (aiohttp's yarl), and sent as it is."""
     if upstream_path and not upstream_path.startswith("/"):
         raise InvalidPath(f"upstream path {_shown(upstream_path)} must start with '/'")
     if any(segment in (".", "..") for segment in upstream_path.split("/")):
         raise InvalidPath(f"upstream path {_shown(upstream_path)} has a '.' or '..' segment")
     if _PLAIN_QUERY.fullmatch(query) is None:
         raise InvalidPath("the query string holds a space, control, '#' or non-ASCII byte")
-    try:
-        url = httpx.URL(base_url + upstream_path + (f"?{query.decode('ascii')}" if query else ""))
-    except httpx.InvalidURL:
-        url = None
+    target = _uri_safe(upstream_path) + (f"?{_uri_safe(query.decode('ascii'))}" if query else "")
+    url = _parsed(base_url + target)
     if url is None or not _stays_under(base_url, url):
         raise InvalidPath(f"the path {_shown(upstream_path)} would leave the provider's base URL")
     repeated = repeated_base_tail(base_url, upstream_path)
@@ -151,20 +160,32 @@ def upstream_url(
     return url
 
 
-def _stays_under(base_url: str, target: httpx.URL) -> bool:
+# What RFC 3986 forbids in a path or query (``"``, ``<``, ``>``, ``\\``, ``^``, `````, ``{|}``,
+# and a ``%`` that starts no escape): percent-encoded, as httpx's URL encodes them; every other
+# byte goes as it came.
+_NOT_URI = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,;=:/?@\[\]%]|%(?![0-9A-Fa-f]{2})")
+
+
+def _uri_safe(text: str) -> str:
+    if _NOT_URI.search(text) is None:
+        return text
+    return _NOT_URI.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), text)
+
+
+def _stays_under(base_url: str, target: yarl.URL) -> bool:
     base = _parsed_base(base_url)
     if base is None:
         return False
-    if (base.scheme, base.userinfo, base.host, base.port) != (
+    if (base.scheme, base.raw_user, base.raw_password, base.raw_host, base.port) != (
         target.scheme,
-        target.userinfo,
-        target.host,
+        target.raw_user,
+        target.raw_password,
+        target.raw_host,
         target.port,
     ):
         return False
-    base_path = base.raw_path.partition(b"?")[0].rstrip(b"/")
-    target_path = target.raw_path.partition(b"?")[0]
-    return target_path == base_path or target_path.startswith(base_path + b"/")
+    base_path = base.raw_path.rstrip("/")
+    return target.raw_path == base_path or target.raw_path.startswith(base_path + "/")
 
 
 def _checked_path(raw_path: bytes) -> str:

@@ -23,6 +23,7 @@ from types import TracebackType
 
 import aiohttp
 import httpx
+import yarl
 
 from sidecar.config import UpstreamSettings
 from sidecar.proxy.aiohttp_transport import PooledTransport
@@ -70,7 +71,7 @@ class Upstream:
     async def send_parts(
         self,
         method: str,
-        url: httpx.URL,
+        url: yarl.URL,
         headers: list[tuple[bytes, bytes]],
         content: bytes | AsyncIterable[bytes],
         *,
@@ -78,7 +79,7 @@ class Upstream:
     ) -> httpx.Response:
         """``request(...)`` sent; on aiohttp's pool without an ``httpx.Request`` made for it."""
         if not isinstance(self.transport, PooledTransport):
-            return await self.send(self.request(method, url, headers, content, length=length))
+            return await self.send(self.request(method, str(url), headers, content, length=length))
         try:
             return await self.transport.send_parts(
                 method, url, headers, content, length, self._timeout

@@ -67,7 +67,7 @@ class Upstream_:
         *,
         length: int | None = None,
     ) -> httpx.Response:
-        return await self.send(self.request(method, url, headers, content, length=length))
+        return await self.send(self.request(method, str(url), headers, content, length=length))
 
     async def send(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)

@@ -93,7 +93,7 @@ class Fake:
         *,
         length: int | None = None,
     ) -> httpx.Response:
-        return await self.send(self.request(method, url, headers, content, length=length))
+        return await self.send(self.request(method, str(url), headers, content, length=length))
 
     async def send(self, request: httpx.Request) -> httpx.Response:
         await request.aread()

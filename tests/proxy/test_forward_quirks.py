@@ -80,7 +80,7 @@ class Recording:
         *,
         length: int | None = None,
     ) -> httpx.Response:
-        return await self.send(self.request(method, url, headers, content, length=length))
+        return await self.send(self.request(method, str(url), headers, content, length=length))
 
     async def send(self, request: httpx.Request) -> httpx.Response:
         self.sent[-1]["body"] = await request.aread()
