@@ -27,6 +27,7 @@ from sidecar.proxy.transport import Upstream
 from sidecar.server import agent_listing
 from sidecar.sources.choice import open_source
 from sidecar.sources.openclaw.layout import Layout
+from tests.proxy.stub_upstream import StubUpstream
 
 NOW = 1_800_000_000_000
 KEY = "sk-forward-0123456789abcdefghij"
@@ -40,34 +41,12 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-class Upstream_:
+class Upstream_(StubUpstream):
     """Answers each request with ``answer(request)``; keeps the requests."""
 
     def __init__(self, answer: Callable[[httpx.Request], httpx.Response]) -> None:
         self.answer = answer
         self.requests: list[httpx.Request] = []
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        headers: list[tuple[bytes, bytes]],
-        content: Any,
-        *,
-        length: int | None = None,
-    ) -> httpx.Request:
-        return httpx.Request(method, url, headers=headers, content=content)
-
-    async def send_parts(
-        self,
-        method: str,
-        url: Any,
-        headers: list[tuple[bytes, bytes]],
-        content: Any,
-        *,
-        length: int | None = None,
-    ) -> httpx.Response:
-        return await self.send(self.request(method, str(url), headers, content, length=length))
 
     async def send(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)

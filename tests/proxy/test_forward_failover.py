@@ -30,6 +30,7 @@ from sidecar.sources.choice import open_source
 from sidecar.sources.openclaw import usage
 from sidecar.sources.openclaw.layout import Layout
 from sidecar.sources.openclaw.model import AuthState, parse_usage
+from tests.proxy.stub_upstream import StubUpstream
 
 NOW = 1_800_000_000_000
 KEYS = {
@@ -72,28 +73,12 @@ class Stream(httpx.AsyncByteStream):
             yield chunk
 
 
-class Fake:
+class Fake(StubUpstream):
     """The upstream: answers by the key a request carries (``by_key``; else 200)."""
 
     def __init__(self) -> None:
         self.by_key: dict[str, Callable[[], httpx.Response]] = {}
         self.keys: list[str] = []  # the profile of each request, in order
-
-    def request(
-        self, method: str, url: str, headers: list[tuple[bytes, bytes]], content: Any, **_: Any
-    ) -> httpx.Request:
-        return httpx.Request(method, url, headers=headers, content=content)
-
-    async def send_parts(
-        self,
-        method: str,
-        url: Any,
-        headers: list[tuple[bytes, bytes]],
-        content: Any,
-        *,
-        length: int | None = None,
-    ) -> httpx.Response:
-        return await self.send(self.request(method, str(url), headers, content, length=length))
 
     async def send(self, request: httpx.Request) -> httpx.Response:
         await request.aread()

@@ -27,6 +27,7 @@ from sidecar.proxy.transport import Upstream
 from sidecar.server import agent_listing
 from sidecar.sources.choice import open_source
 from sidecar.sources.openclaw.layout import Layout
+from tests.proxy.stub_upstream import StubUpstream
 
 NOW = 1_800_000_000_000
 LIMIT = 4096  # refresh.replay_body_limit_bytes here
@@ -53,7 +54,7 @@ class Answer(httpx.AsyncByteStream):
         yield b'{"ok": true}'
 
 
-class Recording:
+class Recording(StubUpstream):
     """A fake upstream that keeps what it was asked to send: headers, body and framing."""
 
     def __init__(self) -> None:
@@ -70,17 +71,6 @@ class Recording:
     ) -> httpx.Request:
         self.sent.append({"url": url, "headers": headers, "content": content, "length": length})
         return httpx.Request(method, url, headers=headers, content=content)
-
-    async def send_parts(
-        self,
-        method: str,
-        url: Any,
-        headers: list[tuple[bytes, bytes]],
-        content: Any,
-        *,
-        length: int | None = None,
-    ) -> httpx.Response:
-        return await self.send(self.request(method, str(url), headers, content, length=length))
 
     async def send(self, request: httpx.Request) -> httpx.Response:
         self.sent[-1]["body"] = await request.aread()
