@@ -142,6 +142,7 @@ class Recorder:
             self._drop(1)
             return
         ms = seconds * 1000
+        ended.usage.end()
         self._ended.append(
             _Ended(
                 self.clock() - round(ms),

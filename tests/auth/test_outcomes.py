@@ -4,17 +4,21 @@ A/B); once written, the store's copy is what counts."""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from sidecar.auth.outcomes import Outcomes
+from sidecar.auth.outcomes import Outcome, Outcomes, _apply
 from sidecar.sources.interface import StateUpdate
 from sidecar.sources.openclaw.layout import Layout
+from sidecar.sources.openclaw.model import AuthState
 from sidecar.sources.openclaw.usage import Failure
 from sidecar.sources.openclaw_json.store import JsonStore
 
@@ -272,3 +276,80 @@ async def test_a_model_scoped_failure_holds_only_that_model(s: Setup) -> None:
         0,
         NOW + 30_000,
     ]
+
+
+# --- successes are coalesced while they wait: what is written is what every one would write ----
+
+REASONS = [
+    "rate_limit",
+    "overloaded",
+    "timeout",
+    "billing",
+    "auth",
+    "auth_permanent",
+    "model_not_found",
+    "session_expired",
+]
+PROFILES = [("anthropic", "anthropic:a"), ("anthropic", "anthropic:b"), ("openai", "openai:c")]
+
+
+class _Captured:
+    """A source that only keeps the batches ``flush`` hands it (the stores are tested above)."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[Outcome]] = []
+
+    async def update_state(self, owner: str, update: StateUpdate) -> None:
+        assert isinstance(update, functools.partial)
+        self.batches.append(update.keywords["outcomes"])
+
+
+def _written(state: AuthState) -> tuple[dict[str, Any], dict[str, str]]:
+    return {k: dict(v.raw) for k, v in state.usage.items()}, dict(state.last_good)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(
+            st.sampled_from(["ok", "ok", "fail"]),
+            st.sampled_from(PROFILES),
+            st.booleans(),
+            st.sampled_from(REASONS),
+            st.integers(0, 40_000),
+        ),
+        max_size=40,
+    )
+)
+def test_coalesced_successes_write_what_each_would(events: list[Any]) -> None:
+    """The batch written after any mix of successes (inherited or not) and failures of several
+    profiles leaves the store as applying every outcome one by one would: usage stats key for
+    key, lastGood per provider."""
+    clock = {"now": NOW}
+    source = _Captured()
+    outcomes = Outcomes(source, clock=lambda: clock["now"])  # type: ignore[arg-type]
+    every: list[Outcome] = []
+    for kind, (provider, profile), inherited, reason, dt in events:
+        clock["now"] += dt
+        if kind == "ok":
+            outcomes.success("main", provider, profile, inherited=inherited)
+            every.append(Outcome("main", provider, profile, clock["now"], None, inherited))
+        else:
+            outcomes.failure("main", provider, profile, Failure(reason))
+            every.append(Outcome("main", provider, profile, clock["now"], Failure(reason)))
+    anyio.run(outcomes.flush)
+    batched = [o for batch in source.batches for o in batch]
+    assert _written(_apply(AuthState(), outcomes=batched)) == _written(
+        _apply(AuthState(), outcomes=every)
+    )
+
+
+async def test_successes_waiting_are_one_per_profile_not_one_per_request() -> None:
+    """15 s of successes at full load were ~40k objects held for the collector to walk; now one
+    per profile (and kind of success) waits, however many requests there were."""
+    source = _Captured()
+    outcomes = Outcomes(source, clock=lambda: NOW)  # type: ignore[arg-type]
+    for n in range(10_000):
+        outcomes.success("main", "anthropic", f"anthropic:{n % 2}", inherited=n % 3 == 0)
+    await outcomes.flush()
+    assert len(source.batches[0]) == 4
