@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Final
 
 from starlette.types import Receive
+
+# A body up to this size (and the replay limit) is read before anything goes upstream and
+# sent as bytes: it is in the server's buffer already (with its head, most often), and aiohttp
+# then writes the upstream request's head and body at once, with no generator between
+# (bench/). Larger bodies stream as they come.
+HELD_BODY: Final = 64 * 1024
 
 
 class ClientDisconnected(Exception):

@@ -38,7 +38,7 @@ from sidecar.providers.injection import credential_injection
 from sidecar.providers.quirks import reads_body
 from sidecar.proxy import headers as rules
 from sidecar.proxy.agents import KnownAgents
-from sidecar.proxy.body import ClientDisconnected, RequestBody
+from sidecar.proxy.body import HELD_BODY, ClientDisconnected, RequestBody
 from sidecar.proxy.metrics import Metrics
 from sidecar.proxy.problems import error_body
 from sidecar.proxy.routing import Route, codex_path, resolve_route, upstream_url
@@ -191,8 +191,11 @@ class Proxy:
         client, the next usable profile's, until one succeeds; the last failure when none is
         left. A pinned profile never moves, and a body over the replay limit is not sent twice."""
         candidates = self._candidates(route, view, await self._model_for(route, view, scope, body))
-        if reads_body(self.settings.providers[route.provider]):  # its quirks read the body
-            await body.hold(rules.body_length(scope["headers"]))
+        length = rules.body_length(scope["headers"])
+        if length is not None and (
+            length <= HELD_BODY or reads_body(self.settings.providers[route.provider])
+        ):
+            await body.hold(length)  # a small body, or one its provider's quirks read
         content = await self._content(scope["headers"], body)
         failed: tuple[httpx.Response, ProfileView, Verdict] | None = None
         while True:

@@ -130,7 +130,8 @@ class Metrics:
         for child, count in zip(
             children, (t.input, t.output, t.cached, t.cache_write, t.reasoning), strict=True
         ):
-            child.inc(count)
+            if count:  # most kinds are 0 in most answers: the series exists, nothing to add
+                child.inc(count)
 
     def on_window(self, owner: str, profile: str, provider: str, window: Window) -> None:
         labels = (owner, profile, provider, window.name)

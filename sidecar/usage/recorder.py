@@ -78,7 +78,7 @@ class _NoUsage:
 NO_USAGE: Final[UsageSink] = _NoUsage()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Ended:
     at_ms: int
     duration_ms: float

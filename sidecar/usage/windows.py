@@ -158,6 +158,8 @@ def windows_from_headers(headers: Iterable[tuple[bytes, bytes]], now_ms: int) ->
             _openai(w, name[len(_OPENAI) :], value, now_ms)
         else:
             _codex(w, name[len(_CODEX) :], value, now_ms)
+    if not w.found:
+        return []
     windows = [_completed(window) for window in w.found.values()]
     return sorted(
         (x for x in windows if x.utilization is not None or x.reset_at is not None or x.status),

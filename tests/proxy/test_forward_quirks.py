@@ -21,6 +21,7 @@ from sidecar.auth.refresh import Refresher
 from sidecar.config import Listener, Settings
 from sidecar.config.settings import RefreshSettings
 from sidecar.proxy.agents import KnownAgents
+from sidecar.proxy.body import HELD_BODY
 from sidecar.proxy.forward import Proxy
 from sidecar.proxy.metrics import Metrics
 from sidecar.proxy.transport import Upstream
@@ -202,12 +203,22 @@ async def test_comfy_s_submission_is_rewritten_with_its_own_length(tmp_path: Pat
     assert sent["url"] == "https://cloud.comfy.org/api/prompt"
 
 
-async def test_another_provider_s_body_is_never_held(tmp_path: Path) -> None:
-    """A provider without a quirk: its body streams upstream as it comes, nothing read."""
+async def test_another_provider_s_large_body_streams(tmp_path: Path) -> None:
+    """A provider without a quirk: a body larger than ``HELD_BODY`` streams upstream as it
+    comes; a small one is read first and sent whole (in one write with the request's head)."""
     upstream = Recording()
-    body = json.dumps(TOOL_TURN).encode()
-    assert await post(make_proxy(tmp_path, upstream), "/openai/v1/chat/completions", body) == 200
-    sent = upstream.sent[-1]
-    assert not isinstance(sent["content"], bytes)
-    assert (sent["body"], sent["length"]) == (body, len(body))
+    proxy = make_proxy(tmp_path, upstream)
+    small = json.dumps(TOOL_TURN).encode()
+    large = json.dumps({**TOOL_TURN, "pad": "x" * HELD_BODY}).encode()
+    for body in (small, large):
+        assert await post(proxy, "/openai/v1/chat/completions", body) == 200
+    (held, streamed) = upstream.sent[-2:]
+    assert (isinstance(held["content"], bytes), isinstance(streamed["content"], bytes)) == (
+        True,
+        False,
+    )
+    assert [(s["body"], s["length"]) for s in (held, streamed)] == [
+        (small, len(small)),
+        (large, len(large)),
+    ]
     assert upstream.header(b"x-initiator") == []

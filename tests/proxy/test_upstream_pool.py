@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+import yarl
 
 from sidecar.config import UpstreamSettings
+from sidecar.proxy.aiohttp_transport import BodyLengthMismatch
 from sidecar.proxy.transport import Upstream
 from tests.fakes.raw_upstream import RawUpstream
 
@@ -98,4 +100,40 @@ async def test_a_whole_exchange_keeps_its_connection(transport: str) -> None:
         (1, b"/chunked", b"abcd", "chunked"),
         (1, b"/bytes", b"abcd", "length"),
         (1, b"/none", b"", "none"),
+    ]
+
+
+@pytest.mark.anyio
+async def test_the_proxys_own_path_sends_bytes_whole_and_keeps_its_connection() -> None:
+    """``send_parts`` (the proxy's path on aiohttp): a held body goes as bytes with its
+    length, a streamed one by its declared length, an empty one as Content-Length 0, and all
+    on one connection; bytes that are not the length declared are refused before anything is
+    sent, and the connection stays clean for the next request."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"ab"
+        yield b"cd"
+
+    async def send(upstream: Upstream, path: str, content: object, length: int | None) -> None:
+        url = yarl.URL(f"{raw.url}{path}")
+        response = await upstream.send_parts("POST", url, [], content, length=length)  # type: ignore[arg-type]
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+
+    with RawUpstream() as raw:
+        async with upstream_for("aiohttp") as upstream:
+            await send(upstream, "/bytes", b"abcd", 4)
+            await send(upstream, "/bytes-unsaid", b"abcd", None)
+            await send(upstream, "/stream", chunks(), 4)
+            with pytest.raises(BodyLengthMismatch):
+                await send(upstream, "/wrong", b"abcd", 10)
+            await send(upstream, "/empty", b"", None)
+        seen = raw.wait_for(4)
+    assert [(r.connection, r.target, r.body, r.framing) for r in seen] == [
+        (1, b"/bytes", b"abcd", "length"),
+        (1, b"/bytes-unsaid", b"abcd", "length"),
+        (1, b"/stream", b"abcd", "length"),
+        (1, b"/empty", b"", "length"),  # aiohttp frames a POST's empty body: Content-Length 0
     ]
