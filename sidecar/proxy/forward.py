@@ -7,7 +7,7 @@ calls them in order and does the sending. One line is logged per request.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -38,6 +38,7 @@ from sidecar.providers.injection import credential_injection
 from sidecar.providers.quirks import reads_body
 from sidecar.proxy import headers as rules
 from sidecar.proxy.agents import KnownAgents
+from sidecar.proxy.aiohttp_transport import PooledStream
 from sidecar.proxy.body import HELD_BODY, ClientDisconnected, RequestBody
 from sidecar.proxy.metrics import Metrics
 from sidecar.proxy.problems import error_body
@@ -721,7 +722,7 @@ async def _relay(response: httpx.Response, send: Send, ex: Exchange) -> None:
     """Upstream bytes to the client as they arrive; an upstream failing mid-stream ends the
     client's stream cleanly instead of tearing the connection."""
     try:
-        async for chunk in response.aiter_raw():
+        async for chunk in _raw_chunks(response):
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
             ex.body_sent += len(chunk)
             ex.usage.feed(chunk)
@@ -739,6 +740,16 @@ async def _relay(response: httpx.Response, send: Send, ex: Exchange) -> None:
     # cancel the very send that completes it (seen once in 5,000 requests: a truncated reply).
     ex.response_done = True
     await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _raw_chunks(response: httpx.Response) -> AsyncIterable[bytes]:
+    """The answer's bytes as they come: from aiohttp's pooled stream itself when the answer
+    is one (httpx's ``aiter_raw`` adds two generators and a chunker per chunk, and counts
+    what nobody reads here), else through httpx."""
+    stream = response.stream
+    if isinstance(stream, PooledStream):
+        return stream
+    return response.aiter_raw()
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope, ex: Exchange) -> None:
