@@ -97,7 +97,15 @@ def test_a_codex_account_id_comes_from_the_token_when_the_profile_has_none(
 
 @pytest.mark.parametrize(
     ("secret", "account_id"),
-    [("", None), ("a\r\nx-evil: 1", None), ("a\x00", None), ("kéy", None), ("ok", "a\nb")],
+    [
+        ("", None),
+        ("a\r\nx-evil: 1", None),
+        ("a\x00", None),
+        ("a\tb", None),
+        ("a\x7fb", None),
+        ("kéy", None),
+        ("ok", "a\nb"),
+    ],
 )
 def test_credential_injection_refuses_unsendable_values(
     secret: str, account_id: str | None
@@ -105,6 +113,13 @@ def test_credential_injection_refuses_unsendable_values(
     """A stored value that cannot go in a header (or would inject one) is refused."""
     with pytest.raises(StoreError):
         credential_injection(CODEX, "oauth", secret, account_id=account_id)
+
+
+def test_a_long_token_of_printable_ascii_is_sent() -> None:
+    """A subscription's access token runs to kilobytes; every printable character may be in it."""
+    token = "".join(chr(c) for c in range(0x20, 0x7F)) * 20
+    injection = credential_injection(CODEX, "oauth", token, account_id="acct")
+    assert ("authorization", f"Bearer {token}") in injection.set
 
 
 def test_injection_repr_hides_the_secret() -> None:
