@@ -9,6 +9,7 @@ the standard library's root logger, and the matcher over the held values), set b
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -232,6 +233,16 @@ def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> 
     }
 
 
+# One encoder for every line: json.dumps with an argument builds a new one per call (~1.3 us of
+# the request line's ~15). ``repr`` is the fallback, as structlog's own; redact() has already
+# turned anything else into redacted text.
+_ENCODER: Final = json.JSONEncoder(default=repr)
+
+
+def _render(event_dict: Any, **_: Any) -> str:
+    return _ENCODER.encode(event_dict)
+
+
 class _Stderr:
     """``sys.stderr`` as it is at each write, not as it was when logging was configured: a
     command run in-process (tests) may configure logging while stderr is a capture stream that is
@@ -249,12 +260,11 @@ def configure(level: str = "info", stream: Any = None) -> None:
     threshold = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             redact,
-            structlog.processors.JSONRenderer(),
+            structlog.processors.JSONRenderer(_render),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(threshold),
         logger_factory=structlog.WriteLoggerFactory(file=out),
