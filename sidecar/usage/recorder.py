@@ -1,18 +1,17 @@
-"""The recorder: requests are noted in memory as they end (an append, nothing more) and written
-to the usage database in batches by a background task, in a worker thread, where the answers'
-bodies and headers are parsed too. A locked database or a full disk costs a warning and, past
-``MAX_PENDING`` waiting rows, the oldest rows; never a request."""
+"""The recorder: each request's answer is read as the request ends (after its last byte went to
+the client) into a row of plain values, and the rows are written to the usage database in
+batches by a background task, in a worker thread. A locked database or a full disk costs a
+warning and, past ``MAX_PENDING`` waiting rows, the oldest rows; never a request."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol
 
 import anyio
-import anyio.lowlevel
 import anyio.to_thread
 
 from sidecar.log import get_logger
@@ -24,7 +23,6 @@ from sidecar.usage.windows import Window
 
 log = get_logger("sidecar.usage")
 
-PARSE_SLICE: Final = 16  # answers parsed between two turns of the event loop (~15 us each)
 BATCH: Final = 256  # this many waiting requests wake the writer before its interval
 MAX_PENDING: Final = 20_000  # rows kept while the database cannot be written
 PRUNE_EVERY_MS: Final = 3600 * 1000
@@ -56,7 +54,8 @@ class Finished(Protocol):
 
 
 class UsageSink(Protocol):
-    """The proxy's view of the recorder: both calls only note things down."""
+    """The proxy's view of the recorder: a tap as an answer starts, a row as its request ends
+    (after the answer's last byte went out); the database is written in the background."""
 
     def observe(self, headers: Sequence[tuple[bytes, bytes]], request: KeptBody | None) -> Tap:
         """The tap for an answer that starts now."""
@@ -76,19 +75,6 @@ class _NoUsage:
 
 
 NO_USAGE: Final[UsageSink] = _NoUsage()
-
-
-@dataclass(slots=True)
-class _Ended:
-    at_ms: int
-    duration_ms: float
-    agent: str
-    owner: str | None
-    profile: str | None
-    provider: str
-    status: int
-    error: str | None
-    tap: Tap
 
 
 @dataclass
@@ -121,47 +107,48 @@ class Recorder:
         self.retention_ms = retention_ms
         self.metrics = metrics
         self.interval_s = interval_s
-        self._ended: list[_Ended] = []
-        self._events: list[EventRow] = []
-        self._unwritten = _Batch()  # parsed, waiting for the database to take them
+        self._fresh = _Batch()  # rows of the requests ended since the last write
+        self._unwritten = _Batch()  # rows the database could not take yet
         self._conn: sqlite3.Connection | None = None
         self._failing = False
         self._pruned_at = 0
         self._wake = anyio.Event()
         self._writing = anyio.Lock()
 
-    # --- the request path: both calls only note things down ------------------------------------
+    # --- the request path: after the answer, never before it ------------------------------------
 
     def observe(self, headers: Sequence[tuple[bytes, bytes]], request: KeptBody | None) -> Tap:
         """The tap for an answer that starts now (see ``tap.Tap``)."""
         return Tap(headers, request, self.clock())
 
     def record(self, ended: Finished, seconds: float) -> None:
-        """A request has ended; it is written with the next batch."""
-        if len(self._ended) >= MAX_PENDING:
+        """A request has ended: its answer is read now, while its bytes are fresh in the cache,
+        into a row of plain values written with the next batch. Kept until a flush instead,
+        the answers (taps, headers, chunks) were walked by the collector and read cold, and
+        reading them 16 at a time held the loop for ~0.4 ms."""
+        fresh = self._fresh
+        if len(fresh.requests) >= MAX_PENDING:
             self._drop(1)
             return
         ms = seconds * 1000
-        ended.usage.end()
-        self._ended.append(
-            _Ended(
-                self.clock() - round(ms),
-                ms,
-                ended.agent,
-                ended.owner,
-                ended.profile,
-                ended.provider,
-                ended.status,
-                ended.error,
-                ended.usage,
-            )
-        )
-        if len(self._ended) >= BATCH:
+        at_ms = self.clock() - round(ms)
+        tap = ended.usage
+        tap.end()
+        try:
+            row, windows = _request_row(ended, tap, at_ms, ms), _window_rows(ended, tap)
+        except Exception as exc:  # an answer no parser foresaw: the request without usage
+            log.warning("usage_unreadable", agent=ended.agent, reason=type(exc).__name__)
+            row, windows = _request_row(ended, NO_TAP, at_ms, ms), []
+        fresh.requests.append(row)
+        if windows:
+            fresh.windows += windows
+        self._count(row, windows)
+        if len(fresh.requests) >= BATCH:
             self._wake.set()
 
     def event(self, provider: str, profile: str, outcome: str) -> None:
         """A token refresh's outcome (``Refresher``'s ``on_refresh``)."""
-        self._events.append(EventRow(self.clock(), "refresh", provider, profile, outcome))
+        self._fresh.events.append(EventRow(self.clock(), "refresh", provider, profile, outcome))
 
     # --- the background ------------------------------------------------------------------------
 
@@ -183,12 +170,9 @@ class Recorder:
     async def flush(self) -> None:
         """Writes everything noted so far (also at shutdown)."""
         async with self._writing:
-            ended, self._ended = self._ended, []
-            events, self._events = self._events, []
-            if ended or events or self._unwritten:
+            fresh, self._fresh = self._fresh, _Batch()
+            if fresh or self._unwritten:
                 with anyio.CancelScope(shield=True):
-                    fresh = await self._parsed(ended)
-                    fresh.events = events
                     await anyio.to_thread.run_sync(self._write, fresh)
 
     def close(self) -> None:
@@ -196,7 +180,7 @@ class Recorder:
             self._conn.close()
             self._conn = None
 
-    # --- in the worker thread (but _parsed, on the loop) ----------------------------------------
+    # --- in the worker thread --------------------------------------------------------------------
 
     def _start(self) -> None:
         try:
@@ -226,25 +210,6 @@ class Recorder:
         if self._failing:
             self._failing = False
             log.info("usage_write_resumed", path=str(self.path), requests=len(batch.requests))
-
-    async def _parsed(self, ended: list[_Ended]) -> _Batch:
-        """The answers parsed on the event loop, a slice at a time with requests served in
-        between: in the writer thread, the parsing held the GIL against the loop (the paced
-        p99 waited out the interpreter's 5 ms switch interval) and cost ~15 % more CPU in
-        thread hand-offs (bench/)."""
-        batch = _Batch()
-        for n, e in enumerate(ended, 1):
-            try:
-                row, windows = _request_row(e), _window_rows(e)
-            except Exception as exc:  # an answer no parser foresaw: the request without usage
-                log.warning("usage_unreadable", agent=e.agent, reason=type(exc).__name__)
-                row, windows = _request_row(replace(e, tap=NO_TAP)), []
-            batch.requests.append(row)
-            batch.windows += windows
-            self._count(row, windows)
-            if n % PARSE_SLICE == 0:
-                await anyio.lowlevel.checkpoint()
-        return batch
 
     def _count(self, row: RequestRow, windows: list[WindowRow]) -> None:
         if self.metrics is None:
@@ -291,12 +256,12 @@ class Recorder:
             self.metrics.on_dropped(rows)
 
 
-def _request_row(e: _Ended) -> RequestRow:
-    """What the request was, with what its answer said (parsed here, after it was sent)."""
-    found = e.tap.found() if e.tap is not NO_TAP else None
-    model = e.tap.request_model() or (found.model if found else None)
+def _request_row(e: Finished, tap: Tap, at_ms: int, duration_ms: float) -> RequestRow:
+    """What the request was, with what its answer said."""
+    found = tap.found() if tap is not NO_TAP else None
+    model = tap.request_model() or (found.model if found else None)
     return RequestRow(
-        e.at_ms,
+        at_ms,
         e.agent,
         e.owner,
         e.profile,
@@ -304,15 +269,15 @@ def _request_row(e: _Ended) -> RequestRow:
         model,
         e.status,
         e.error,
-        e.duration_ms,
+        duration_ms,
         found.tokens if found else None,
     )
 
 
-def _window_rows(e: _Ended) -> list[WindowRow]:
-    if e.owner is None or e.profile is None or e.tap is NO_TAP:
+def _window_rows(e: Finished, tap: Tap) -> list[WindowRow]:
+    if e.owner is None or e.profile is None or tap is NO_TAP:
         return []
-    return [WindowRow(e.owner, e.profile, e.provider, w, e.tap.at_ms) for w in e.tap.windows()]
+    return [WindowRow(e.owner, e.profile, e.provider, w, tap.at_ms) for w in tap.windows()]
 
 
 def retention_ms(days: float) -> int:

@@ -248,12 +248,12 @@ async def test_an_unusable_folder_never_raises(tmp_path: Path) -> None:
 async def test_past_the_cap_new_requests_are_dropped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With the writer stuck, noting a request stays an append, bounded."""
+    """With the writer stuck, the rows waiting stay bounded: past the cap, new ones go."""
     monkeypatch.setattr(recorder, "MAX_PENDING", 2)
     rec, seen = make(tmp_path)
     for _ in range(5):
         rec.record(Ended(), 0.1)
-    assert (len(rec._ended), seen.dropped) == (2, 3)
+    assert (len(rec._fresh.requests), seen.dropped) == (2, 3)
 
 
 def test_data_dir() -> None:
