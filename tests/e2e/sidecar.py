@@ -138,6 +138,14 @@ def start_sidecar(
     return sidecar
 
 
+def _event_of(line: bytes) -> object:
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        return None
+    return doc.get("event") if isinstance(doc, dict) else None
+
+
 def _copy_log(
     proc: subprocess.Popen[bytes], path: Path, ports: int, ready: threading.Event
 ) -> None:
@@ -147,7 +155,7 @@ def _copy_log(
         for line in proc.stdout:
             log.write(line)
             log.flush()
-            if b'"event": "listening"' in line:
+            if b'"listening"' in line and _event_of(line) == "listening":
                 seen += 1
                 if seen == ports:
                     ready.set()
