@@ -610,16 +610,18 @@ class Proxy:
         ex: Exchange,
     ) -> None:
         ex.status = response.status_code
-        ex.body_expected = _body_length(response, ex.method)
-        ex.usage = self.usage.observe(response.headers.raw, body)
+        raw = response.headers.raw  # a list made per call: made once here
+        length = _content_length(raw)
+        ex.body_expected = _body_length(response.status_code, length, ex.method)
+        ex.usage = self.usage.observe(raw, body)
         try:
-            if body.complete and _may_stream(response):
+            if body.complete and _may_stream(length):
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope, ex)
-                    await _relay_all(response, send, ex)
+                    await _relay_all(response, raw, send, ex)
                     tg.cancel_scope.cancel()
             else:
-                await _relay_all(response, send, ex)
+                await _relay_all(response, raw, send, ex)
         finally:
             await response.aclose()
         if ex.left_early() and ex.error is None:
@@ -686,32 +688,40 @@ def _path_of(scope: Scope) -> str:
     return raw.partition(b"?")[0].decode("latin-1")
 
 
-def _body_length(response: httpx.Response, method: str) -> int | None:
+def _content_length(raw: Sequence[tuple[bytes, bytes]]) -> int | None:
+    """The answer's Content-Length, when it has a valid one (aiohttp has checked its framing)."""
+    for name, value in raw:
+        if name.lower() == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+def _body_length(status: int, length: int | None, method: str) -> int | None:
     """How many body bytes the client is to get, when the framing says it (RFC 9112 §6.3):
     none for HEAD, 1xx, 204 and 304, else the Content-Length; None for a chunked body."""
-    if method == "HEAD" or response.status_code < 200 or response.status_code in (204, 304):
+    if method == "HEAD" or status < 200 or status in (204, 304):
         return 0
-    length = response.headers.get("content-length")
-    return int(length) if length is not None and length.isdigit() else None
+    return length
 
 
 SMALL_BODY = 64 * 1024
 
 
-def _may_stream(response: httpx.Response) -> bool:
+def _may_stream(length: int | None) -> bool:
     """Whether the answer may take long enough that a client leaving midway must cancel it
     (SSE and other bodies without a small Content-Length). A small body with a length is sent
     at once, and a disconnect then shows as a failed send: no watcher task is needed."""
-    length = response.headers.get("content-length")
-    return not (length is not None and length.isdigit() and int(length) <= SMALL_BODY)
+    return length is None or length > SMALL_BODY
 
 
-async def _relay_all(response: httpx.Response, send: Send, ex: Exchange) -> None:
+async def _relay_all(
+    response: httpx.Response, raw: Sequence[tuple[bytes, bytes]], send: Send, ex: Exchange
+) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": response.status_code,
-            "headers": rules.response_headers(response.headers.raw),
+            "headers": rules.response_headers(raw),
         }
     )
     ex.response_started = True

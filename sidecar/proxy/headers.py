@@ -36,6 +36,9 @@ INBOUND_CREDENTIALS: Final = frozenset(
 )
 OPENCLAW_PREFIX: Final = b"x-openclaw-"
 CLIENT_TOKEN_HEADERS: Final = (b"x-api-key", b"api-key", b"x-openclaw-token")
+# What never goes upstream from the client (with Connection's own names and x-openclaw-*):
+# hop-by-hop, the client's credentials, its framing and its Host.
+_NOT_FORWARDED: Final = HOP_BY_HOP | INBOUND_CREDENTIALS | FRAMING | {b"host"}
 
 
 def connection_named(headers: Sequence[tuple[bytes, bytes]]) -> frozenset[bytes]:
@@ -53,24 +56,19 @@ def _is_hop_by_hop(name: bytes, named: frozenset[bytes]) -> bool:
     return name in HOP_BY_HOP or name in named
 
 
-def _is_inbound_credential(name: bytes) -> bool:
-    return name in INBOUND_CREDENTIALS or name.startswith(OPENCLAW_PREFIX)
-
-
 def outbound_request_headers(
     inbound: Sequence[tuple[bytes, bytes]], injection: Injection
 ) -> RawHeaders:
     """The client's headers minus hop-by-hop, framing, credentials and Host, plus the
     injection."""
     named = connection_named(inbound)
-    kept = [
-        (name, value)
-        for name, value in inbound
-        if not _is_hop_by_hop(name.lower(), named)
-        and not _is_inbound_credential(name.lower())
-        and name.lower() not in FRAMING
-        and name.lower() != b"host"
-    ]
+    kept = []
+    for name, value in inbound:
+        lowered = name.lower()
+        if not (
+            lowered in _NOT_FORWARDED or lowered in named or lowered.startswith(OPENCLAW_PREFIX)
+        ):
+            kept.append((name, value))
     return _injected(kept, injection)
 
 
