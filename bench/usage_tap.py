@@ -148,8 +148,13 @@ def ends_cost(path: Path, rounds: int) -> tuple[float, float, float]:
         tap.feed(ANSWER)
         rec.record(Ended(usage=tap), 0.01)
 
-    on_path = per_call_ns(request_path, 2_000, rounds) / 1000
-    anyio.run(rec.flush)  # the rows the timing made
+    def timed() -> None:
+        request_path()
+        if len(rec._fresh.requests) >= 1_000:  # under MAX_PENDING, past which rows are dropped
+            rec._fresh.requests.clear()
+
+    on_path = per_call_ns(timed, 2_000, rounds) / 1000
+    rec._fresh.requests.clear()
     n = 5_000
     for _ in range(n):
         request_path()

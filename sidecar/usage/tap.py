@@ -2,8 +2,8 @@
 
 A stream of events is read as it passes (``tokens.StreamUsage``: only the trailing partial line
 is kept). A JSON answer is kept aside as the chunks it came in (references, no copy), up to
-``JSON_LIMIT``, and parsed after the answer has gone out, by the recorder's writer thread, as
-are the headers (windows) and the request body (model).
+``JSON_LIMIT``, and parsed after the answer has gone out, when the recorder notes the request,
+as are the headers (windows) and the request body (model).
 """
 
 from __future__ import annotations
