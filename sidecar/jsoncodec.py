@@ -25,5 +25,10 @@ def loads(data: bytes | str) -> Any:
 
 def dumps(value: Any, default: Callable[[Any], Any]) -> str:
     """One compact line of JSON; ``default`` for what JSON has no type for. Non-ASCII stays as it
-    is (UTF-8), as json's ``ensure_ascii=False`` would write it."""
-    return orjson.dumps(value, default=default).decode()
+    is (UTF-8), as json's ``ensure_ascii=False`` would write it; a key that is not a string is
+    written as json writes it. What orjson cannot write (an integer past 64 bits) json writes:
+    a log line is never lost to its encoder."""
+    try:
+        return orjson.dumps(value, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value, default=default, ensure_ascii=False, separators=(",", ":"))

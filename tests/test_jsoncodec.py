@@ -72,3 +72,17 @@ def test_the_fallback_writes_what_json_has_no_type_for_as_text() -> None:
 class _Odd:
     def __repr__(self) -> str:
         return "<odd>"
+
+
+@pytest.mark.parametrize(
+    ("value", "line"),
+    [
+        ({"n": 2**70}, '{"n":1180591620717411303424}'),
+        ({200: "ok", None: 1}, '{"200":"ok","null":1}'),
+    ],
+    ids=["big-int", "non-string-keys"],
+)
+def test_what_orjson_cannot_write_is_written_as_json_would(value: Any, line: str) -> None:
+    """A log line is never lost to its encoder: json's text for what orjson refuses."""
+    assert jsoncodec.dumps(value, default=repr) == line
+    assert json.loads(line) == json.loads(json.dumps(value))

@@ -113,6 +113,15 @@ def test_bearer_scheme_does_not_count_towards_the_mask(stream: io.StringIO) -> N
     assert lines(stream) == [{"event": "auth Bearer ab...f4", "level": "info"}]
 
 
+def test_a_line_json_has_no_type_for_is_still_written(stream: io.StringIO) -> None:
+    """The line's encoder (orjson) refuses integers past 64 bits and keys that are not strings;
+    the line is written anyway, as json would write it, and still redacted."""
+    structlog.get_logger("test").info("odd", n=2**70, counts={200: 1}, token=SK)
+    assert lines(stream) == [
+        {"event": "odd", "level": "info", "n": 2**70, "counts": {"200": 1}, "token": "***"}
+    ]
+
+
 def test_exception_text_is_redacted(stream: io.StringIO) -> None:
     """A logged exception's formatted traceback carries no credential-shaped text."""
     try:
