@@ -90,6 +90,7 @@ class Metrics:
         self._token_children: dict[tuple[str, str, str, str], tuple[Counter, ...]] = {}
         # Holds what the registry holds already (a child per label set): no new cardinality.
         self._request_children: dict[tuple[str, str, int, str], tuple[Counter, Histogram]] = {}
+        self._wait_children: dict[tuple[str, str], Histogram] = {}
         self.usage_dropped = Counter(
             "openclaw_sidecar_usage_dropped",
             "Requests not recorded in the usage database (it could not be written for too long)",
@@ -116,7 +117,12 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
         if credential_s is not None:
-            self.credential_wait.labels(agent, provider).observe(credential_s)
+            waits = self._wait_children.get((agent, provider))
+            if waits is None:  # made at the first wait: a series only where one happened
+                waits = self._wait_children[(agent, provider)] = self.credential_wait.labels(
+                    agent, provider
+                )
+            waits.observe(credential_s)
 
     def on_refresh(self, provider: str, _profile_id: str, outcome: str) -> None:
         self.refreshes.labels(provider, outcome).inc()
