@@ -110,9 +110,9 @@ def test_no_tap() -> None:
 def test_a_tap_is_freed_when_dropped_not_by_the_collector(
     content_type: bytes, coding: bytes | None, body: bytes
 ) -> None:
-    """Taps wait up to a second for the writer: one in a reference cycle outlived its batch
-    until a full collection found it (thousands of objects walked per collection, the p99's
-    stalls). Dropped, a tap goes at once, whatever it was fed."""
+    """A tap in a reference cycle outlived its request until a full collection found it
+    (thousands of objects walked per collection, the p99's stalls, #20). Dropped, a tap goes
+    at once, whatever it was fed."""
     t = tap(content_type, coding)
     t.feed(body)
     ref = weakref.ref(t)
@@ -125,8 +125,8 @@ def test_a_tap_is_freed_when_dropped_not_by_the_collector(
 
 
 def test_an_ended_tap_keeps_the_request_body_not_the_request() -> None:
-    """At the end of a request the tap keeps the body's bytes: the request object (and what it
-    holds: the ASGI cycle, the connection) is not kept waiting for the writer."""
+    """At the end of a request the tap keeps the body's bytes, not the request object (and what
+    it holds: the ASGI cycle, the connection)."""
     kept = Kept(b'{"model": "gpt-r"}')
     t = Tap([], kept, NOW)
     ref = weakref.ref(kept)
