@@ -134,6 +134,33 @@ def served_once_freed(port: int, leaks: Leaks) -> int:
             return status
 
 
+def test_a_small_body_that_stalls_blocks_no_one_and_arrives_whole(
+    sidecar: Running, fake: FakeUpstream, leaks: Leaks
+) -> None:
+    """A body of at most 64 KiB is read whole before the upstream request (#20). A client that
+    stalls halfway through one holds only its own connection: another request is served
+    meanwhile, and once the rest comes, the body reaches the upstream byte for byte."""
+    port = sidecar.sidecar.ports[0]
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "é"}]})
+    raw = body.encode()
+    request = head(
+        "POST",
+        "/openai/v1/chat/completions",
+        port,
+        "Content-Type: application/json",
+        f"Content-Length: {len(raw)}",
+    )
+    before = len(fake.requests)
+    with RawClient(port, leaks) as slow, RawClient(port, leaks) as other:
+        slow.send(request + raw[:10])
+        meanwhile = other.request(request + raw)
+        served_meanwhile = len(fake.requests) - before
+        slow.send(raw[10:])
+        late = slow.answer()
+    assert (meanwhile.status, served_meanwhile, late.status) == (200, 1, 200)
+    assert [r.body for r in fake.requests[before:]] == [raw, raw]
+
+
 def test_the_sidecar_still_serves_after_the_attacks(sidecar: Running, leaks: Leaks) -> None:
     """After the slow heads and the flood, an ordinary request is served and the process is
     alive (no connection left counted against the cap)."""

@@ -71,7 +71,7 @@ class Recording(StubUpstream):
         length: int | None = None,
     ) -> httpx.Request:
         self.sent.append({"url": url, "headers": headers, "content": content, "length": length})
-        return httpx.Request(method, url, headers=headers, content=content)
+        return super().request(method, url, headers, content, length=length)
 
     async def send(self, request: httpx.Request) -> httpx.Response:
         self.sent[-1]["body"] = await request.aread()
