@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
+import threading
+import time
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TextIO, cast
 
@@ -195,10 +197,7 @@ def redact_value(value: Any) -> Any:
     if value is None or type(value) in _PLAIN_TYPES:
         return value
     if isinstance(value, str):
-        # Held values first: a shape can cover part of one, and the rest would then show.
-        if len(value) >= MIN_HELD_LENGTH:
-            value = _HELD_MATCHER.mask_in(value)
-        return _SECRET_SHAPES.sub(_mask_shape, value) if _may_hold_secret(value) else value
+        return _redacted_text(value)
     if isinstance(value, Secret):
         return repr(value)
     if isinstance(value, dict | Mapping):
@@ -218,18 +217,60 @@ def redact_value(value: Any) -> Any:
 _PLAIN_TYPES: Final = frozenset({bool, int, float})
 
 
+class _CleanTexts:
+    """Short texts found to need no masking, valid while the held set is the one they were
+    checked against: a request's line repeats its method, path, agent, provider and profile,
+    and a set look-up is ~10x cheaper than the held-value and shape checks."""
+
+    def __init__(self) -> None:
+        self._state: tuple[int, set[str]] = (-1, set())
+
+    def current(self) -> set[str]:
+        version = HELD.version
+        state = self._state
+        if state[0] != version:
+            state = self._state = (version, set())  # one assignment: thread-safe
+        return state[1]
+
+
+_CLEAN = _CleanTexts()
+
+
+def _redacted_text(value: str) -> str:
+    clean = _CLEAN.current()
+    if value in clean:
+        return value
+    text = value
+    # Held values first: a shape can cover part of one, and the rest would then show.
+    if len(text) >= MIN_HELD_LENGTH:
+        text = _HELD_MATCHER.mask_in(text)
+    if _may_hold_secret(text):
+        text = _SECRET_SHAPES.sub(_mask_shape, text)
+    if text is value and len(value) <= _CLEAN_MEMO_TEXT:
+        if len(clean) >= _CLEAN_MEMO_SIZE:
+            clean.clear()
+        clean.add(value)
+    return text
+
+
 def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
     """Processor: masks Secrets, secret-named fields, credential-shaped strings and held values."""
     out = {}
+    clean = _CLEAN.current()
     for k, v in event_dict.items():
         secret_name = _SECRET_NAME.get(k)
         if secret_name is None:
             secret_name = _secret_name(k)
         if secret_name:
             out[k] = "***"
-        # None and numbers hold nothing; TimeStamper's own ISO text (it overwrites any given
-        # value) neither.
-        elif v is None or type(v) in _PLAIN_TYPES or k == "timestamp":
+        # None, numbers and texts already found clean hold nothing; the timestamp is the
+        # stamper's own ISO text (it overwrites any given value).
+        elif (
+            v is None
+            or type(v) in _PLAIN_TYPES
+            or k == "timestamp"
+            or (type(v) is str and v in clean)
+        ):
             out[k] = v
         else:
             out[k] = redact_value(v)
@@ -254,6 +295,86 @@ def _render(event_dict: Any, **_: Any) -> str:
     return jsoncodec.dumps(event_dict, default=repr)
 
 
+class _Stamps:
+    """The ISO time of a line, as structlog's ``TimeStamper(fmt="iso", utc=True)`` writes it
+    (``2026-12-05T14:44:23.123456Z``), its date and time formatted once a second: 1.3 -> 0.4 us."""
+
+    def __init__(self) -> None:
+        self._second: tuple[int, str] = (-1, "")
+
+    def now(self) -> str:
+        now = time.time()
+        second, prefix = self._second
+        whole = int(now)
+        if whole != second:
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+            self._second = (whole, prefix)  # one assignment: thread-safe
+        return f"{prefix}.{int((now - whole) * 1_000_000):06d}Z"
+
+
+_STAMPS = _Stamps()
+# add_log_level's names: structlog calls error() from exception(), warning() from warn().
+_LEVEL_NAMES: Final = {"warn": "warning", "exception": "error"}
+
+
+def _line(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> str:
+    """The one processor: level, time, traceback, redaction and JSON in one call, in that order
+    (structlog's add_log_level, TimeStamper, format_exc_info, ``redact``, JSONRenderer as a
+    chain cost ~4 us of calls more per line)."""
+    event_dict["level"] = _LEVEL_NAMES.get(method, method)
+    event_dict["timestamp"] = _STAMPS.now()
+    if "exc_info" in event_dict:
+        event_dict = structlog.processors.format_exc_info(logger, method, event_dict)
+    return _render(redact(logger, method, event_dict))
+
+
+class _LineWriter:
+    """Writes each rendered line whole (structlog's WriteLogger, without its per-call layers)."""
+
+    def __init__(self, out: Any) -> None:
+        self._out = out
+        self._lock = threading.Lock()  # the usage writer's thread logs too
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            self._out.write(message + "\n")
+            self._out.flush()
+
+    log = debug = info = warning = warn = error = critical = fatal = exception = msg
+
+
+def _wrapper_class(min_level: int) -> type[Any]:
+    """structlog's filtering logger for ``min_level``, whose enabled methods run ``_line`` and
+    write in one call when the chain is ours and the event has no %-arguments. A chain
+    configured since (``structlog.testing.capture_logs``) goes structlog's way."""
+    base: type[Any] = structlog.make_filtering_bound_logger(min_level)
+    methods: dict[str, Callable[..., Any]] = {}
+    for name in ("debug", "info", "warning", "error", "critical"):
+        if logging.getLevelNamesMapping()[name.upper()] >= min_level:
+            methods[name] = _direct(name, getattr(base, name))
+    for alias, name in (("msg", "info"), ("warn", "warning"), ("fatal", "critical")):
+        if name in methods:
+            methods[alias] = methods[name]
+    return type("SidecarLogger", (base,), methods)
+
+
+def _direct(name: str, structlogs: Callable[..., Any]) -> Callable[..., Any]:
+    def method(self: Any, event: str, *args: Any, **kw: Any) -> Any:
+        processors = self._processors  # capture_logs swaps the list's content
+        if args or len(processors) != 1 or processors[0] is not _line:
+            return structlogs(self, event, *args, **kw)
+        event_dict = {**self._context, **kw} if self._context else kw
+        event_dict["event"] = event
+        try:
+            line = _line(self._logger, name, event_dict)
+        except structlog.DropEvent:
+            return None
+        return self._logger.msg(line)
+
+    method.__name__ = name
+    return method
+
+
 class _Stderr:
     """``sys.stderr`` as it is at each write, not as it was when logging was configured: a
     command run in-process (tests) may configure logging while stderr is a capture stream that is
@@ -270,15 +391,9 @@ def configure(level: str = "info", stream: Any = None) -> None:
     out = stream or cast(TextIO, _Stderr())  # structlog needs only write and flush
     threshold = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redact,
-            structlog.processors.JSONRenderer(_render),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(threshold),
-        logger_factory=structlog.WriteLoggerFactory(file=out),
+        processors=[_line],
+        wrapper_class=_wrapper_class(threshold),
+        logger_factory=lambda *_: _LineWriter(out),
         cache_logger_on_first_use=True,
     )
     _route_library_records(out, max(threshold, logging.WARNING))

@@ -360,3 +360,68 @@ def test_the_matcher_keeps_one_pattern_however_often_tokens_rotate() -> None:
     finally:
         tracemalloc.stop()
     assert grown < 512 * 1024, grown
+
+
+def test_a_text_found_clean_is_masked_once_its_value_is_held(stream: io.StringIO) -> None:
+    """Texts found free of secrets are remembered (the request line repeats its names), but
+    only until the process holds a new secret: the same text then renders masked."""
+    value = f"late{uuid.uuid4().hex}"
+    logger = structlog.get_logger("test")
+    logger.info("routed", profile=value, event_text=f"p {value}")
+    key = Secret(value)
+    logger.info("routed", profile=value, event_text=f"p {value}")
+    first, second = lines(stream)
+    assert first == {
+        "event": "routed",
+        "level": "info",
+        "profile": value,
+        "event_text": f"p {value}",
+    }
+    assert value not in json.dumps(second)
+    assert second["profile"] == mask(value)
+    del key
+
+
+def test_the_direct_line_is_the_chains_line(stream: io.StringIO) -> None:
+    """The configured logger writes each line in one call; a line made by structlog's own
+    path (%-arguments, or ``log``) through the same processor reads the same."""
+    logger = structlog.get_logger("test")
+    logger.info("same", a=1, token=SK, path="/v1")
+    logger.info("same%s", "", a=1, token=SK, path="/v1")
+    logger.log(logging.INFO, "same", a=1, token=SK, path="/v1")
+    logger.warn("warned")
+    logger.msg("said")
+    one, two, three, warned, said = lines(stream)
+    assert (
+        one
+        == two
+        == three
+        == {"event": "same", "level": "info", "a": 1, "token": "***", "path": "/v1"}
+    )
+    assert (warned["level"], said["level"]) == ("warning", "info")
+
+
+def test_a_captured_chain_sees_the_events() -> None:
+    """Reconfigured processors (``capture_logs``, as tests use) see the event dict, not a line."""
+    log.configure("info", stream=io.StringIO())
+    try:
+        with structlog.testing.capture_logs() as captured:
+            structlog.get_logger("fresh-name").info("seen", n=1)
+    finally:
+        log.reset()
+    assert captured == [{"event": "seen", "n": 1, "log_level": "info"}]
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (1_764_945_863.123456, "2025-12-05T14:44:23.123456Z"),
+        (1_764_945_863.0, "2025-12-05T14:44:23.000000Z"),
+        (1_764_945_864.999_999_4, "2025-12-05T14:44:24.999999Z"),
+    ],
+)
+def test_the_timestamp_is_iso_utc_to_the_microsecond(
+    monkeypatch: pytest.MonkeyPatch, now: float, expected: str
+) -> None:
+    monkeypatch.setattr("sidecar.log.time.time", lambda: now)
+    assert log._Stamps().now() == expected
