@@ -9,12 +9,13 @@ the standard library's root logger, and the matcher over the held values), set b
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TextIO, cast
 
@@ -328,19 +329,52 @@ def _line(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> str
     return _render(redact(logger, method, event_dict))
 
 
+_WRITE_LOCK = threading.Lock()  # the usage writer's thread logs too: lines stay whole
+_HELD = threading.local()  # .lines: this thread's lines kept for one write (``together``)
+
+
 class _LineWriter:
-    """Writes each rendered line whole (structlog's WriteLogger, without its per-call layers)."""
+    """Writes each rendered line whole (structlog's WriteLogger, without its per-call layers),
+    or keeps it for the one write at the end of ``together``."""
 
     def __init__(self, out: Any) -> None:
         self._out = out
-        self._lock = threading.Lock()  # the usage writer's thread logs too
 
     def msg(self, message: str) -> None:
-        with self._lock:
-            self._out.write(message + "\n")
-            self._out.flush()
+        held: list[str] | None = getattr(_HELD, "lines", None)
+        if held is not None:
+            held.append(message)
+            return
+        _write(self._out, message + "\n")
 
     log = debug = info = warning = warn = error = critical = fatal = exception = msg
+
+
+def _write(out: Any, text: str) -> None:
+    with _WRITE_LOCK:
+        out.write(text)
+        out.flush()
+
+
+_OUT: list[Any] = []  # the configured stream, once configured
+
+
+@contextlib.contextmanager
+def together() -> Iterator[None]:
+    """The lines this thread logs inside are written at its end, in one write: the ledger
+    settles ~15 requests at a time at 32 connections, one system call instead of fifteen. The
+    lines are the same, in the same order; lines of other threads are written as they come."""
+    if getattr(_HELD, "lines", None) is not None or not _OUT:  # nested, or not configured
+        yield
+        return
+    held: list[str] = []
+    _HELD.lines = held
+    try:
+        yield
+    finally:
+        _HELD.lines = None
+        if held:
+            _write(_OUT[0], "\n".join(held) + "\n")
 
 
 def _wrapper_class(min_level: int) -> type[Any]:
@@ -396,12 +430,14 @@ def configure(level: str = "info", stream: Any = None) -> None:
         logger_factory=lambda *_: _LineWriter(out),
         cache_logger_on_first_use=True,
     )
+    _OUT[:] = [out]
     _route_library_records(out, max(threshold, logging.WARNING))
 
 
 def reset() -> None:
     """structlog's defaults again, and no handler of ours on the root logger (tests)."""
     structlog.reset_defaults()
+    _OUT.clear()
     _route_library_records(None, logging.WARNING)
 
 

@@ -31,6 +31,7 @@ from sidecar.providers.ids import auth_provider_id
 from sidecar.proxy.agents import KnownAgents, Listing
 from sidecar.proxy.app import create_app, create_ops
 from sidecar.proxy.forward import Proxy
+from sidecar.proxy.ledger import Ledger
 from sidecar.proxy.metrics import Metrics
 from sidecar.proxy.protocol import listener_protocol
 from sidecar.proxy.transport import Upstream
@@ -207,6 +208,7 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
             copilot=copilot,
         )
         agents = KnownAgents(agent_listing(source))
+        ledger = Ledger()  # one for every listener: /metrics on any of them counts them all
         servers = []
         for listener in settings.listeners:
             proxy = Proxy(
@@ -221,6 +223,7 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
                 clock=now_ms,
                 hint_args=where,
                 usage=recorder or NO_USAGE,
+                ledger=ledger,
             )
             ui = create_ui(
                 listener,
@@ -277,6 +280,7 @@ async def serve(settings: Settings, environ: Mapping[str, str]) -> None:
                         caller_auth=listener.client_token is not None,
                     )
                 front.start_soon(_stop_on_signal, servers, front.cancel_scope)
+            ledger.settle()  # the last requests' lines, metrics and usage rows
             await outcomes.flush()
             background.cancel_scope.cancel()
         if recorder is not None:  # after its task: nothing writes after this

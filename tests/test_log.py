@@ -425,3 +425,52 @@ def test_the_timestamp_is_iso_utc_to_the_microsecond(
 ) -> None:
     monkeypatch.setattr("sidecar.log.time.time", lambda: now)
     assert log._Stamps().now() == expected
+
+
+class _Writes(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_lines_logged_together_are_written_at_once_in_order() -> None:
+    """``together``: the same lines, in order, in one write at its end; none before it ends;
+    and written even when the block fails."""
+    buf = _Writes()
+    log.configure("info", stream=buf)
+    try:
+        logger = structlog.get_logger("test")
+        with log.together():
+            logger.info("one", token=SK)
+            logger.info("two")
+            with log.together():  # nested: the outer block writes
+                logger.warning("three")
+            assert (buf.getvalue(), buf.writes) == ("", 0)
+        assert buf.writes == 1
+
+        def failing() -> None:
+            with log.together():
+                logger.info("four")
+                raise RuntimeError
+
+        with pytest.raises(RuntimeError):
+            failing()
+        logger.info("five")
+    finally:
+        log.reset()
+    assert [line["event"] for line in lines(buf)] == ["one", "two", "three", "four", "five"]
+    assert buf.writes == 3
+    assert CANARY not in buf.getvalue()
+
+
+def test_together_without_our_configuration_holds_nothing() -> None:
+    """Before ``configure`` (or after ``reset``) there is no stream of ours: lines go wherever
+    structlog sends them, at once."""
+    log.reset()
+    with structlog.testing.capture_logs() as captured, log.together():
+        structlog.get_logger("test").info("seen")
+    assert [e["event"] for e in captured] == ["seen"]

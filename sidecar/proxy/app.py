@@ -41,6 +41,7 @@ def create_ops(proxy: Proxy, metrics: Metrics) -> Starlette:
         )
 
     async def metrics_page(_: Request) -> Response:
+        proxy.ledger.settle()  # every request that has ended counts
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     return Starlette(

@@ -40,6 +40,7 @@ from sidecar.proxy import headers as rules
 from sidecar.proxy.agents import KnownAgents
 from sidecar.proxy.aiohttp_transport import PooledStream
 from sidecar.proxy.body import HELD_BODY, ClientDisconnected, RequestBody
+from sidecar.proxy.ledger import Ledger
 from sidecar.proxy.metrics import Metrics
 from sidecar.proxy.problems import error_body
 from sidecar.proxy.routing import Route, codex_path, resolve_route, upstream_url
@@ -133,6 +134,7 @@ class Proxy:
         clock: Callable[[], int],
         hint_args: Sequence[str] = (),
         usage: UsageSink = NO_USAGE,
+        ledger: Ledger | None = None,
     ) -> None:
         self.settings = settings
         self.listener = listener
@@ -145,6 +147,7 @@ class Proxy:
         self.clock = clock
         self.hint_args = tuple(hint_args)  # --config / --state-dir for the commands hints name
         self.usage = usage
+        self.ledger = ledger or Ledger()  # serve's listeners share one: /metrics settles all
         self.codex = settings.providers.get(CODEX)
         self._rank_cache: dict[tuple[str, str], Ranked] = {}
         self._own_views: dict[str, tuple[AgentView, AgentView]] = {}
@@ -166,7 +169,7 @@ class Proxy:
             )
         finally:
             self.metrics.in_flight.dec()
-            self._account(ex)
+            self.ledger.add(self._account, ex, time.perf_counter() - ex.started)
 
     async def _handle(
         self, scope: Scope, body: RequestBody, receive: Receive, send: Send, ex: Exchange
@@ -649,8 +652,8 @@ class Proxy:
                 return spec
         return None
 
-    def _account(self, ex: Exchange) -> None:
-        seconds = time.perf_counter() - ex.started
+    def _account(self, ex: Exchange, seconds: float) -> None:
+        """The request's metrics, usage row and log line (``ledger``: once the loop is free)."""
         self.metrics.observe(
             ex.agent, ex.provider, ex.status, seconds, ex.credential_s, ex.owner or "-"
         )

@@ -234,7 +234,9 @@ class World:
         transport = httpx.ASGITransport(app=self.apps[listener])
         async with httpx.AsyncClient(transport=transport, base_url="http://sidecar.test") as c:
             body = b'{"model": "m"}' if method == "POST" else None
-            return await c.request(method, path, content=body, headers=dict(headers or {}))
+            response = await c.request(method, path, content=body, headers=dict(headers or {}))
+        self.proxies[listener].ledger.settle()  # as serve's loop does once it is free
+        return response
 
 
 class _Handler(httpx.AsyncBaseTransport):

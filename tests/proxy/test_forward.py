@@ -117,6 +117,7 @@ async def call(proxy: Proxy, request: Scope) -> list[Message]:
 
     async with incoming, receive:
         await proxy(request, receive.receive, send)
+    proxy.ledger.settle()  # as serve's loop does once it has run what was ready
     return sent
 
 
@@ -231,6 +232,7 @@ async def leave_after(
     async with incoming, outgoing:
         with anyio.fail_after(10):  # a safety net; the order is set by the streams above
             await proxy(request, receive, send)
+    proxy.ledger.settle()
     return sent
 
 

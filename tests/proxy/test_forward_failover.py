@@ -194,6 +194,7 @@ async def call(
 
     async with incoming, receive:
         await proxy(request, receive.receive, send)
+    proxy.ledger.settle()  # as serve's loop does once it has run what was ready
     body_out = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return sent[0]["status"], body_out, sent
 
