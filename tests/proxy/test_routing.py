@@ -404,3 +404,16 @@ def test_agent_ids_from_path_and_header_are_checked(agent: str) -> None:
 def test_codex_path_drops_the_segment_openclaw_appends(base: str, path: str, expected: str) -> None:
     """OpenClaw 2026.9.x's '/codex/responses' on a base already ending in /codex is not doubled."""
     assert codex_path(base, path) == expected
+
+
+def test_a_kept_url_is_the_same_and_a_refusal_is_refused_every_time() -> None:
+    """URLs are kept (upstream_url is pure); a refusal raises each time, never kept."""
+    url = upstream_url("https://api.openai.com/v1", "/chat/completions", b"a=1", provider="openai")
+    again = upstream_url(
+        "https://api.openai.com/v1", "/chat/completions", b"a=1", provider="openai"
+    )
+    assert again is url
+    assert str(url) == "https://api.openai.com/v1/chat/completions?a=1"
+    for _ in range(2):
+        with pytest.raises(InvalidPath):
+            upstream_url("https://api.openai.com/v1", "/../admin", b"", provider="openai")
