@@ -47,13 +47,31 @@ class HistogramCell:
         self.created = time.time()
 
 
-class Counters:
-    """A labelled counter: ``cell(labels).value += n``."""
+class _Family:
+    """A metric's name, help text and label names, as prometheus-client takes them."""
 
-    def __init__(self, name: str, documentation: str, labelnames: Sequence[str]) -> None:
+    kind = "gauge"
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str] = ()) -> None:
         self.name = name
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
+
+    def named(self, labels: Labels) -> dict[str, str]:
+        return dict(zip(self.labelnames, labels, strict=True))
+
+    def metric(self) -> Metric:
+        """The family with its samples, as prometheus-client's collect() gives it."""
+        raise NotImplementedError
+
+
+class Counters(_Family):
+    """A labelled counter: ``cell(labels).value += n``."""
+
+    kind = "counter"
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str]) -> None:
+        super().__init__(name, documentation, labelnames)
         self.cells: dict[Labels, CounterCell] = {}
 
     def cell(self, labels: Labels) -> CounterCell:
@@ -63,25 +81,25 @@ class Counters:
         return cell
 
     def metric(self) -> Metric:
-        metric = Metric(self.name, self.documentation, "counter")
+        metric = Metric(self.name, self.documentation, self.kind)
         created = _created_shown()
         for labels, cell in self.cells.items():
-            named = dict(zip(self.labelnames, labels, strict=True))
+            named = self.named(labels)
             metric.add_sample(self.name + "_total", named, cell.value)
             if created:
                 metric.add_sample(self.name + "_created", named, cell.created)
         return metric
 
 
-class Histograms:
+class Histograms(_Family):
     """A labelled histogram: ``observe(cell(labels), seconds)``."""
+
+    kind = "histogram"
 
     def __init__(
         self, name: str, documentation: str, labelnames: Sequence[str], buckets: Sequence[float]
     ) -> None:
-        self.name = name
-        self.documentation = documentation
-        self.labelnames = tuple(labelnames)
+        super().__init__(name, documentation, labelnames)
         bounds = [float(b) for b in buckets]
         if bounds != sorted(bounds) or not bounds:
             raise ValueError("buckets must be sorted")
@@ -104,10 +122,10 @@ class Histograms:
         cell.sum += amount
 
     def metric(self) -> Metric:
-        metric = Metric(self.name, self.documentation, "histogram")
+        metric = Metric(self.name, self.documentation, self.kind)
         created = _created_shown()
         for labels, cell in self.cells.items():
-            named = dict(zip(self.labelnames, labels, strict=True))
+            named = self.named(labels)
             total = 0.0
             for le, count in zip(self._le, cell.counts, strict=True):
                 total += count
@@ -120,28 +138,25 @@ class Histograms:
         return metric
 
 
-class Gauges:
+class Gauges(_Family):
     """A labelled gauge: ``values[labels] = x``."""
 
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str]) -> None:
-        self.name = name
-        self.documentation = documentation
-        self.labelnames = tuple(labelnames)
+        super().__init__(name, documentation, labelnames)
         self.values: dict[Labels, float] = {}
 
     def metric(self) -> Metric:
-        metric = Metric(self.name, self.documentation, "gauge")
+        metric = Metric(self.name, self.documentation, self.kind)
         for labels, value in self.values.items():
-            metric.add_sample(self.name, dict(zip(self.labelnames, labels, strict=True)), value)
+            metric.add_sample(self.name, self.named(labels), value)
         return metric
 
 
-class Level:
+class Level(_Family):
     """An unlabelled gauge that goes up and down (requests in flight)."""
 
     def __init__(self, name: str, documentation: str) -> None:
-        self.name = name
-        self.documentation = documentation
+        super().__init__(name, documentation)
         self.value = 0
 
     def inc(self) -> None:
@@ -151,18 +166,15 @@ class Level:
         self.value -= 1
 
     def metric(self) -> Metric:
-        metric = Metric(self.name, self.documentation, "gauge")
+        metric = Metric(self.name, self.documentation, self.kind)
         metric.add_sample(self.name, {}, float(self.value))
         return metric
-
-
-Family = Counters | Histograms | Gauges | Level
 
 
 class Tallies(Collector):
     """The families above, for a ``CollectorRegistry``, in the order given."""
 
-    def __init__(self, *families: Family) -> None:
+    def __init__(self, *families: _Family) -> None:
         self.families = families
 
     def collect(self) -> Iterator[Metric]:
@@ -172,5 +184,4 @@ class Tallies(Collector):
     def describe(self) -> Iterator[Metric]:
         """Names only, for the registry's duplicate check at registration."""
         for family in self.families:
-            kind = {Counters: "counter", Histograms: "histogram"}.get(type(family), "gauge")
-            yield Metric(family.name, family.documentation, kind)
+            yield Metric(family.name, family.documentation, family.kind)
